@@ -1,0 +1,58 @@
+"""What a collector is: a declaration of the shell it runs and a pure parser.
+
+A collector never touches a connection. The runner puts its shell into the one
+combined script per host and hands the section's output to ``parse``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from driftcheck.inventory import CollectSettings
+from driftcheck.model import ParseResult
+from driftcheck.redact import Redactor
+
+
+@dataclass(frozen=True)
+class Collector:
+    """A fact source, declared.
+
+    ``shell`` builds the POSIX sh section from inventory parameters (every value
+    shell-quoted); ``parse`` maps that section's stdout to facts and must be pure;
+    ``requires`` lists tools of which at least one must exist on the host, else the
+    section is "not applicable"; ``volatile`` are key globs that change by nature
+    (counters, random values) and are never drift; ``scrub`` removes secrets from
+    the raw output before it is parsed or stored.
+    """
+
+    name: str
+    description: str
+    shell: Callable[[CollectSettings], str]
+    parse: Callable[[str], ParseResult]
+    requires: tuple[str, ...] = ()
+    timeout: Callable[[CollectSettings], float] = lambda _settings: 60.0
+    volatile: tuple[str, ...] = ()
+    scrub: Callable[[str, Redactor], str] | None = None
+
+
+def content_lines(raw: str) -> list[str]:
+    """Split section output into lines, tolerating a missing final newline."""
+    return raw.splitlines()
+
+
+def scrub_prefixed(raw: str, redactor: Redactor, prefix: str = "|") -> str:
+    """Scrub only the lines that carry collected content (they start with ``prefix``).
+
+    Header lines written by our own shell are left alone, so the parser still
+    recognises them after scrubbing.
+    """
+    return "\n".join(
+        prefix + redactor.scrub_line(line[len(prefix) :]) if line.startswith(prefix) else line
+        for line in raw.split("\n")
+    )
+
+
+def scrub_all(raw: str, redactor: Redactor) -> str:
+    """Scrub every line of the output."""
+    return redactor.scrub_text(raw)

@@ -1,0 +1,5 @@
+"""Allow ``python -m driftcheck``."""
+
+from driftcheck.cli import main
+
+main()

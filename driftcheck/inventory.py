@@ -1,0 +1,373 @@
+"""Load and validate the inventory YAML: hosts, environments, what to compare and collect.
+
+Every mistake becomes one :class:`InventoryError` line naming the file, the line and
+the fix. Types and unknown keys are checked by pydantic models; their error
+locations are mapped back to YAML line numbers through the composed node tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from driftcheck.errors import InventoryError
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+DEFAULT_FILE_MAX_BYTES = 256 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class HostSettings(_Strict):
+    """Connection settings that ``defaults`` provides and each host may override."""
+
+    user: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: Annotated[float, Field(gt=0)] | None = None
+    command_timeout: Annotated[float, Field(gt=0)] | None = None
+    transport: Literal["ssh", "local"] | None = None
+
+
+class HostEntry(HostSettings):
+    """One host under ``environments.<env>.hosts``."""
+
+    address: str | None = None
+    roles: Annotated[list[Annotated[str, Field(pattern=_NAME)]], Field(min_length=1)]
+
+
+class EnvironmentModel(_Strict):
+    """One environment: its hosts by name."""
+
+    hosts: dict[Annotated[str, Field(pattern=_NAME)], HostEntry]
+
+
+class CompareModel(_Strict):
+    """Which environment is the reference and which must mirror it."""
+
+    reference: str
+    targets: Annotated[list[str], Field(min_length=1)]
+
+
+class CollectModel(_Strict):
+    """Parameters of the collectors."""
+
+    files: list[str] = []
+    apps: dict[Annotated[str, Field(pattern=_NAME)], Annotated[str, Field(min_length=1)]] = {}
+    file_max_bytes: Annotated[int, Field(ge=0)] = DEFAULT_FILE_MAX_BYTES
+
+
+class InventoryModel(_Strict):
+    """The whole inventory file."""
+
+    defaults: HostSettings = HostSettings()
+    environments: dict[Annotated[str, Field(pattern=_NAME)], EnvironmentModel]
+    compare: CompareModel
+    collect: CollectModel = CollectModel()
+
+
+@dataclass(frozen=True)
+class Host:
+    """A host with its settings resolved (host value, else defaults, else built-in)."""
+
+    name: str
+    environment: str
+    roles: tuple[str, ...]
+    address: str
+    port: int
+    user: str
+    identity_file: Path | None
+    known_hosts: Path
+    connect_timeout: float
+    command_timeout: float
+    transport: str
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    """What the parameterised collectors read on every host."""
+
+    files: tuple[str, ...] = ()
+    apps: tuple[tuple[str, str], ...] = ()
+    file_max_bytes: int = DEFAULT_FILE_MAX_BYTES
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A validated inventory."""
+
+    path: Path
+    hosts: tuple[Host, ...]
+    reference: str
+    targets: tuple[str, ...]
+    collect: CollectSettings
+
+    def host(self, name: str) -> Host:
+        """Return the host called ``name`` or raise a user-facing error."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        known = ", ".join(h.name for h in self.hosts)
+        raise InventoryError(f"{self.path}: no host named {name!r}; known hosts: {known}")
+
+    def roles(self) -> list[str]:
+        """Every role of a target host, sorted: the units of comparison."""
+        return sorted({r for h in self.hosts if h.environment in self.targets for r in h.roles})
+
+    def hosts_in(self, environments: Sequence[str], role: str) -> list[Host]:
+        """Hosts of the given environments that carry ``role``."""
+        return [h for h in self.hosts if h.environment in environments and role in h.roles]
+
+
+_BUILTIN = {
+    "user": "root",
+    "port": 22,
+    "known_hosts": "~/.ssh/known_hosts",
+    "connect_timeout": 10.0,
+    "command_timeout": 120.0,
+    "transport": "ssh",
+}
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read, validate and resolve the inventory at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(
+            f"{path}: no such inventory file; pass -i PATH (see inventory.example.yaml)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"{path}: cannot read the inventory: {exc}") from None
+    return parse_inventory(text, path)
+
+
+def parse_inventory(text: str, path: Path) -> Inventory:
+    """Validate inventory YAML ``text``; ``path`` is used in error messages."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise InventoryError(
+            f"{path}:{line}: not valid YAML: {exc.problem or exc}; fix the syntax there"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"{path}: not valid YAML: {exc}") from None
+    if root is None or not isinstance(data, dict):
+        raise InventoryError(
+            f"{path}:1: the inventory must be a mapping with environments and compare; "
+            "see inventory.example.yaml"
+        )
+    _reject_duplicate_keys(root, path)
+    try:
+        model = InventoryModel.model_validate(data)
+    except ValidationError as exc:
+        raise InventoryError(_describe(exc, root, path)) from None
+    return _resolve(model, root, path)
+
+
+def _reject_duplicate_keys(node: yaml.Node, path: Path) -> None:
+    """PyYAML silently keeps the last of duplicate keys; a duplicate host must fail."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            name = key.value
+            if name in seen:
+                raise InventoryError(
+                    f"{path}:{key.start_mark.line + 1}: duplicate key {name!r} "
+                    f"(first at line {seen[name]}); every name must be unique, "
+                    "rename or remove one"
+                )
+            seen[name] = key.start_mark.line + 1
+            _reject_duplicate_keys(value, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _reject_duplicate_keys(item, path)
+
+
+def _node_at(root: yaml.Node, loc: Sequence[int | str]) -> tuple[yaml.Node, bool]:
+    """Follow ``loc`` down the node tree; return the deepest node reached and
+    whether the last element named a mapping key (then the key node is returned)."""
+    node = root
+    for i, part in enumerate(loc):
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    if i == len(loc) - 1:
+                        return key, True
+                    node = value
+                    break
+            else:
+                return node, False
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return node, False
+            node = node.value[part]
+        else:
+            return node, False
+    return node, False
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(exc: ValidationError, root: yaml.Node, path: Path) -> str:
+    """Turn the first pydantic error into one line with a line number and a fix."""
+    err = exc.errors()[0]
+    # pydantic adds the failing member of a union (e.g. 'int') to the location.
+    loc = [p for p in err["loc"] if p not in ("int", "float", "str", "constrained-int")]
+    node, _ = _node_at(root, loc)
+    line = node.start_mark.line + 1
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _dotted(loc[:-1])
+        allowed = _allowed_keys(loc[:-1])
+        return (
+            f"{path}:{line}: {parent}: unknown key {loc[-1]!r}; "
+            f"allowed keys here: {allowed} (check the spelling)"
+        )
+    if kind == "missing":
+        parent_node, _ = _node_at(root, loc[:-1])
+        return (
+            f"{path}:{parent_node.start_mark.line + 1}: {_dotted(loc[:-1])}: "
+            f"required key {loc[-1]!r} is missing; add it"
+        )
+    where = _dotted(loc)
+    got = err.get("input")
+    got_text = "" if isinstance(got, dict | list) else f" (got {got!r})"
+    hint = ""
+    if kind == "string_pattern_mismatch":
+        hint = "; use letters, digits, '.', '_' and '-' only"
+    return f"{path}:{line}: {where}: {err['msg']}{got_text}{hint}"
+
+
+def _allowed_keys(loc: Sequence[int | str]) -> str:
+    model: type[BaseModel] = InventoryModel
+    trail = list(loc)
+    # Walk the model tree along the location, skipping dict keys (host names, ...).
+    while trail:
+        part = trail.pop(0)
+        field = model.model_fields.get(str(part))
+        if field is None:
+            continue
+        annotation = field.annotation
+        nested = _model_in(annotation)
+        if nested is None:
+            break
+        model = nested
+    return ", ".join(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _line(root: yaml.Node, *loc: int | str) -> int:
+    return _node_at(root, list(loc))[0].start_mark.line + 1
+
+
+def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
+    envs = model.environments
+    ref = model.compare.reference
+    if ref not in envs:
+        raise InventoryError(
+            f"{path}:{_line(root, 'compare', 'reference')}: compare.reference {ref!r} is not "
+            f"an environment; use one of: {', '.join(envs)}"
+        )
+    for i, target in enumerate(model.compare.targets):
+        if target not in envs:
+            raise InventoryError(
+                f"{path}:{_line(root, 'compare', 'targets', i)}: compare.targets has {target!r}, "
+                f"which is not an environment; use one of: {', '.join(envs)}"
+            )
+        if target == ref:
+            raise InventoryError(
+                f"{path}:{_line(root, 'compare', 'targets', i)}: {target!r} is both the "
+                "reference and a target; remove it from compare.targets"
+            )
+    hosts: list[Host] = []
+    seen: dict[str, str] = {}
+    for env_name, env in envs.items():
+        for name, entry in env.hosts.items():
+            if name in seen:
+                raise InventoryError(
+                    f"{path}:{_line(root, 'environments', env_name, 'hosts', name)}: host "
+                    f"{name!r} is also defined in environment {seen[name]!r}; host names "
+                    "must be unique, rename one"
+                )
+            seen[name] = env_name
+            hosts.append(_resolve_host(name, env_name, entry, model.defaults))
+    ref_roles = {r for h in hosts if h.environment == ref for r in h.roles}
+    for host in hosts:
+        if host.environment not in model.compare.targets:
+            continue
+        for i, role in enumerate(host.roles):
+            if role not in ref_roles:
+                line = _line(root, "environments", host.environment, "hosts", host.name, "roles", i)
+                raise InventoryError(
+                    f"{path}:{line}: role {role!r} of host {host.name!r} has no host in the "
+                    f"reference environment {ref!r}; give a {ref} host that role or fix the name"
+                )
+    for i, file_path in enumerate(model.collect.files):
+        if not file_path.startswith("/"):
+            raise InventoryError(
+                f"{path}:{_line(root, 'collect', 'files', i)}: collect.files has relative path "
+                f"{file_path!r}; write it as an absolute path such as /{file_path.lstrip('./')}"
+            )
+        if "\n" in file_path or "\0" in file_path:
+            raise InventoryError(
+                f"{path}:{_line(root, 'collect', 'files', i)}: collect.files[{i}] contains a "
+                "newline or NUL byte; remove it"
+            )
+    collect = CollectSettings(
+        files=tuple(dict.fromkeys(model.collect.files)),
+        apps=tuple(model.collect.apps.items()),
+        file_max_bytes=model.collect.file_max_bytes,
+    )
+    return Inventory(path, tuple(hosts), ref, tuple(model.compare.targets), collect)
+
+
+def _resolve_host(name: str, env: str, entry: HostEntry, defaults: HostSettings) -> Host:
+    def pick(key: str) -> Any:
+        for source in (entry, defaults):
+            value = getattr(source, key)
+            if value is not None:
+                return value
+        return _BUILTIN.get(key)
+
+    identity = pick("identity_file")
+    return Host(
+        name=name,
+        environment=env,
+        roles=tuple(entry.roles),
+        # Like ssh itself, a host without an address is reached by its name.
+        address=entry.address or name,
+        port=int(pick("port")),
+        user=str(pick("user")),
+        identity_file=Path(identity).expanduser() if identity else None,
+        known_hosts=Path(str(pick("known_hosts"))).expanduser(),
+        connect_timeout=float(pick("connect_timeout")),
+        command_timeout=float(pick("command_timeout")),
+        transport=str(pick("transport")),
+    )

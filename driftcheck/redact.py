@@ -1,0 +1,127 @@
+"""Scrub secrets out of collected text before anything is parsed, stored or shown.
+
+A secret value is replaced by a keyed hash (HMAC-SHA256 with a local key), so a
+changed password still shows up as drift while the value itself never leaves the
+host's process memory. The key is created on first use with mode 0600.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from pathlib import Path
+
+from driftcheck.errors import DriftcheckError
+
+KEY_FILE_ENV = "DRIFTCHECK_KEY_FILE"
+
+#: What a redacted value looks like; recognised so that scrubbing is idempotent
+#: (re-scrubbing stored output must not hash the hash).
+REDACTED = re.compile(r"<redacted:[0-9a-f]{16}>")
+
+# A setting name is split into words (snake, kebab, dotted and camelCase); a name
+# is secret when one of its words looks like one of these.
+_SECRET_WORD = re.compile(
+    r"^(?:.*pass(?:word|wd|phrase)?s?|pwd|.*secrets?|.*tokens?|credentials?|creds?|.*key"
+    r"|privkey|.*apikey|auth|cookie|salt)$",
+    re.IGNORECASE,
+)
+# Words that contain a secret word but name something public.
+_PUBLIC_WORD = re.compile(r"^(?:pub.*|public.*|bypass|keyring|keys?(?:ize|ring|map)s?)$", re.I)
+# Values that cannot be a secret; keeping them readable keeps reports useful
+# (sshd's "PubkeyAuthentication yes" or "PasswordAuthentication no").
+_HARMLESS_VALUE = re.compile(r"^[\"']?(?:yes|no|true|false|on|off|none|null|)[\"']?$", re.I)
+
+_ASSIGNMENT = re.compile(
+    r"^(?P<pre>\s*(?:export\s+)?[\"']?)(?P<name>[A-Za-z_][\w.\-]*)(?P<q>[\"']?)"
+    r"(?P<sep>\s*[:=]\s*|\s+)(?P<value>.*?)(?P<post>\s*[;,]?\s*)$"
+)
+_URL_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][\w+.\-]*://[^/\s:@]*:)(?P<pw>[^@\s/]+)(?=@)")
+_XML_SECRET = re.compile(
+    r"(?P<open><(?P<tag>[\w.\-]*(?:pass|secret|token|key|credential)[\w.\-]*)>)"
+    r"(?P<value>[^<]*)(?P<close></(?P=tag)>)",
+    re.IGNORECASE,
+)
+_WORD_SPLIT = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def is_secret_name(name: str) -> bool:
+    """True when a setting called ``name`` probably holds a secret."""
+    words = [w for w in _WORD_SPLIT.split(name) if w]
+    return any(_SECRET_WORD.match(w) and not _PUBLIC_WORD.match(w) for w in words)
+
+
+class Redactor:
+    """Replaces secret values with ``<redacted:HMAC>`` tokens."""
+
+    def __init__(self, key: bytes) -> None:
+        """Use ``key`` (at least 16 random bytes) for the keyed hash."""
+        if len(key) < 16:
+            raise ValueError("the redaction key must be at least 16 bytes")
+        self._key = key
+
+    @classmethod
+    def from_key_file(cls, path: Path | None = None) -> Redactor:
+        """Load the local key, creating it (mode 0600) when it does not exist yet."""
+        path = path or default_key_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                key = path.read_bytes()
+            else:
+                key = secrets.token_bytes(32)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(key)
+        except OSError as exc:
+            raise DriftcheckError(
+                f"{path}: cannot read or create the redaction key ({exc.strerror}); "
+                f"set {KEY_FILE_ENV} to a writable path"
+            ) from None
+        if len(key) < 16:
+            raise DriftcheckError(
+                f"{path}: the redaction key is too short; delete the file to create a new one"
+            )
+        return cls(key)
+
+    def token(self, value: str) -> str:
+        """The stable replacement for ``value``."""
+        digest = hmac.new(self._key, value.encode("utf-8", "surrogateescape"), hashlib.sha256)
+        return f"<redacted:{digest.hexdigest()[:16]}>"
+
+    def _value(self, value: str) -> str:
+        if REDACTED.fullmatch(value.strip("\"'")) or _HARMLESS_VALUE.match(value):
+            return value
+        # Keep quotes so that a scrubbed JSON/YAML/INI file still parses.
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            return value[0] + self.token(value[1:-1]) + value[0]
+        return self.token(value)
+
+    def scrub_line(self, line: str) -> str:
+        """Redact secret assignments, URL passwords and XML secret elements in one line."""
+        line = _URL_CREDENTIALS.sub(lambda m: m["head"] + self._value(m["pw"]), line)
+        line = _XML_SECRET.sub(lambda m: m["open"] + self._value(m["value"]) + m["close"], line)
+        m = _ASSIGNMENT.match(line)
+        if m and m["value"] and is_secret_name(m["name"]):
+            line = m["pre"] + m["name"] + m["q"] + m["sep"] + self._value(m["value"]) + m["post"]
+        return line
+
+    def scrub_text(self, text: str) -> str:
+        """Apply :meth:`scrub_line` to every line, keeping line endings."""
+        return "".join(
+            self.scrub_line(ln[:-1]) + "\n" if ln.endswith("\n") else self.scrub_line(ln)
+            for ln in text.splitlines(keepends=True)
+        )
+
+
+def default_key_path() -> Path:
+    """``$DRIFTCHECK_KEY_FILE``, else ``$XDG_CONFIG_HOME/driftcheck/hmac.key``."""
+    env = os.environ.get(KEY_FILE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "driftcheck" / "hmac.key"

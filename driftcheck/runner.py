@@ -1,0 +1,129 @@
+"""Collect every host: one combined script per host, hosts in a bounded thread pool."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+
+from driftcheck.collectors import Collector
+from driftcheck.inventory import CollectSettings, Host
+from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
+from driftcheck.redact import Redactor
+from driftcheck.script import RawSection, Section, build_script, new_marker, split_output
+from driftcheck.transports import TransportError, Transports
+
+#: Default size of the connection pool: enough to hide network latency, small
+#: enough not to look like an attack to a bastion or to exhaust file descriptors.
+DEFAULT_JOBS = 16
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def plan_sections(
+    collectors: Sequence[Collector], settings: CollectSettings, host: Host
+) -> list[Section]:
+    """The sections every host runs, each timeout capped by the host's command timeout."""
+    return [
+        Section(
+            c.name, c.shell(settings), min(c.timeout(settings), host.command_timeout), c.requires
+        )
+        for c in collectors
+    ]
+
+
+def finish_section(collector: Collector, raw: RawSection, redactor: Redactor) -> SectionResult:
+    """Scrub, then parse one section; a parser failure is an error, never empty facts."""
+    stdout = collector.scrub(raw.stdout, redactor) if collector.scrub else raw.stdout
+    stderr = redactor.scrub_text(raw.stderr)
+    result = SectionResult(collector.name, raw.status, raw=stdout, stderr=stderr, rc=raw.rc)
+    last_err = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    if raw.status is SectionStatus.OK:
+        try:
+            parsed = collector.parse(stdout)
+        except Exception as exc:
+            result.status = SectionStatus.ERROR
+            result.error = f"parser failed: {type(exc).__name__}: {exc}"
+            return result
+        result.facts, result.errors = parsed.facts, parsed.errors
+    elif raw.status is SectionStatus.NOT_APPLICABLE:
+        result.error = "not applicable: none of " + ", ".join(collector.requires) + " found"
+    elif raw.status is SectionStatus.TIMEOUT:
+        result.error = "section timed out on the host"
+    elif raw.status is SectionStatus.ERROR:
+        result.error = f"exit status {raw.rc}" + (f": {last_err}" if last_err else "")
+    elif raw.status is SectionStatus.TRUNCATED:
+        result.error = "output cut short (connection lost or whole-command timeout)"
+    else:
+        result.error = "never ran (the collection stopped before this section)"
+    return result
+
+
+def collect_host(
+    host: Host,
+    collectors: Sequence[Collector],
+    settings: CollectSettings,
+    redactor: Redactor,
+    transports: Transports,
+) -> HostSnapshot:
+    """Collect one host in one round trip; never raises for host trouble."""
+    started = time.monotonic()
+    snap = HostSnapshot(host.name, host.environment, host.roles, HostStatus.FAILED, now_iso())
+    marker = new_marker()
+    script = build_script(plan_sections(collectors, settings, host), marker)
+    names = [c.name for c in collectors]
+    try:
+        transport = transports.open(host)
+        try:
+            result = transport.run(script, host.command_timeout)
+        finally:
+            transport.close()
+    except TransportError as exc:
+        snap.error = str(exc)
+        snap.sections = {
+            n: SectionResult(n, SectionStatus.MISSING, error="host not collected") for n in names
+        }
+        snap.duration = time.monotonic() - started
+        return snap
+    raw = split_output(result.stdout, result.stderr, marker, names)
+    snap.sections = {c.name: finish_section(c, raw[c.name], redactor) for c in collectors}
+    snap.duration = time.monotonic() - started
+    complete = [s for s in snap.sections.values() if s.status.complete]
+    if result.timed_out:
+        snap.error = f"collection did not finish within command_timeout ({host.command_timeout:g}s)"
+    elif result.rc not in (0, None):
+        snap.error = f"collection script exited with status {result.rc}"
+    if len(complete) == len(snap.sections):
+        snap.status = HostStatus.OK
+    else:
+        snap.status = HostStatus.PARTIAL if complete else HostStatus.FAILED
+        if not snap.error:
+            bad = [
+                f"{s.collector}: {s.error}" for s in snap.sections.values() if not s.status.complete
+            ]
+            snap.error = "; ".join(bad)
+    return snap
+
+
+def collect_all(
+    hosts: Sequence[Host],
+    collectors: Sequence[Collector],
+    settings: CollectSettings,
+    redactor: Redactor,
+    jobs: int = DEFAULT_JOBS,
+) -> Iterator[HostSnapshot]:
+    """Collect ``hosts`` in parallel (at most ``jobs`` at once), yielding as they finish.
+
+    Results are yielded to the caller's thread so that storage has one writer.
+    """
+    transports = Transports()
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(hosts) or 1))) as pool:
+        futures = [
+            pool.submit(collect_host, h, collectors, settings, redactor, transports) for h in hosts
+        ]
+        for future in as_completed(futures):
+            yield future.result()

@@ -1,0 +1,51 @@
+"""The library calls behind the CLI: collect into storage, build a report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from driftcheck.collectors import REGISTRY, Collector
+from driftcheck.drift import DriftReport, compare
+from driftcheck.errors import DriftcheckError
+from driftcheck.inventory import Inventory
+from driftcheck.model import HostSnapshot
+from driftcheck.redact import Redactor
+from driftcheck.runner import DEFAULT_JOBS, collect_all, now_iso
+from driftcheck.storage import Store
+
+
+def collect(
+    inventory: Inventory,
+    store: Store,
+    redactor: Redactor,
+    jobs: int = DEFAULT_JOBS,
+    collectors: Sequence[Collector] = REGISTRY,
+    on_host: Callable[[HostSnapshot], None] | None = None,
+) -> tuple[int, list[HostSnapshot]]:
+    """Collect every host of ``inventory`` into a new run; return (run id, snapshots).
+
+    A run is marked finished only when every host has been stored, so an
+    interrupted collection is never used for a report.
+    """
+    run_id = store.start_run(str(inventory.path), now_iso())
+    snapshots = []
+    for snap in collect_all(inventory.hosts, collectors, inventory.collect, redactor, jobs):
+        store.add_snapshot(run_id, snap)
+        snapshots.append(snap)
+        if on_host is not None:
+            on_host(snap)
+    store.finish_run(run_id, now_iso())
+    return run_id, snapshots
+
+
+def latest_report(
+    inventory: Inventory, store: Store, collectors: Sequence[Collector] = REGISTRY
+) -> DriftReport:
+    """Compare the hosts as the latest finished run saw them."""
+    run = store.latest_run()
+    if run is None:
+        raise DriftcheckError(
+            f"{store.url}: no finished collection yet; run "
+            f"'driftcheck collect -i {inventory.path}' first"
+        )
+    return compare(inventory, store.snapshots(run.id), collectors, now_iso(), run.started_at)

@@ -1,0 +1,307 @@
+"""History in SQLite (or PostgreSQL) through SQLAlchemy 2.
+
+Runs hold per-host snapshots; a snapshot holds one row per collector section.
+The facts and the raw output of a section are content-addressed blobs
+(zlib-compressed canonical JSON / text, keyed by SHA-256): a section that did
+not change since last night costs one small row, not a second copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from driftcheck.errors import DriftcheckError
+from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
+
+DB_ENV = "DRIFTCHECK_DB"
+DEFAULT_DB = "sqlite:///driftcheck.db"
+SCHEMA_VERSION = "1"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of driftcheck's tables."""
+
+
+class Meta(Base):
+    """Key/value facts about the database itself (schema version)."""
+
+    __tablename__ = "driftcheck_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class Run(Base):
+    """One invocation of ``collect`` (or ``check``)."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[str] = mapped_column(String(40))
+    finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    inventory: Mapped[str] = mapped_column(Text)
+
+
+class Snapshot(Base):
+    """What one host gave in one run."""
+
+    __tablename__ = "snapshots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    environment: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[str] = mapped_column(Text)  # JSON list
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str] = mapped_column(Text, default="")
+    collected_at: Mapped[str] = mapped_column(String(40))
+    duration: Mapped[float] = mapped_column(default=0.0)
+
+
+class SectionRow(Base):
+    """One collector section of one snapshot, pointing at its blobs."""
+
+    __tablename__ = "sections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"), index=True)
+    collector: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str] = mapped_column(Text, default="")
+    rc: Mapped[str] = mapped_column(String(16), default="")
+    stderr: Mapped[str] = mapped_column(Text, default="")
+    key_errors: Mapped[str] = mapped_column(Text, default="{}")  # JSON: key -> why
+    facts_hash: Mapped[str | None] = mapped_column(ForeignKey("blobs.hash"), nullable=True)
+    raw_hash: Mapped[str | None] = mapped_column(ForeignKey("blobs.hash"), nullable=True)
+
+
+class Blob(Base):
+    """Content-addressed, compressed payload (facts JSON or raw output)."""
+
+    __tablename__ = "blobs"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as listed to users."""
+
+    id: int
+    started_at: str
+    finished_at: str | None
+    inventory: str
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one serialisation whose hash identifies a set of facts."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def resolve_url(url: str | None) -> str:
+    """``--db``, else ``$DRIFTCHECK_DB``, else ``sqlite:///driftcheck.db``."""
+    return url or os.environ.get(DB_ENV) or DEFAULT_DB
+
+
+class Store:
+    """The history database."""
+
+    def __init__(self, url: str | None = None) -> None:
+        """Open (and create on first use) the database at ``url``."""
+        self.url = resolve_url(url)
+        try:
+            self.engine: Engine = create_engine(self.url)
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise DriftcheckError(
+                f"--db {self.url!r}: not a usable database URL ({exc}); "
+                "use e.g. sqlite:///driftcheck.db"
+            ) from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            Base.metadata.create_all(self.engine)
+            self._check_schema()
+        except OperationalError as exc:
+            raise DriftcheckError(
+                f"--db {self.url}: cannot open the database ({exc.orig}); check the path and "
+                "its permissions"
+            ) from None
+
+    def _check_schema(self) -> None:
+        with self._session() as s:
+            row = s.get(Meta, "schema_version")
+            if row is None:
+                s.add(Meta(key="schema_version", value=SCHEMA_VERSION))
+            elif row.value != SCHEMA_VERSION:
+                raise DriftcheckError(
+                    f"--db {self.url}: database schema version {row.value}, this driftcheck "
+                    f"uses {SCHEMA_VERSION}; use a matching driftcheck or a new database"
+                )
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise DriftcheckError(f"--db {self.url}: database error: {exc}") from None
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    # -- writing ---------------------------------------------------------------
+
+    def start_run(self, inventory: str, started_at: str) -> int:
+        """Record a new run and return its id."""
+        with self._session() as s:
+            run = Run(started_at=started_at, inventory=inventory)
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, finished_at: str) -> None:
+        """Mark a run complete; only finished runs are used for reports."""
+        with self._session() as s:
+            run = s.get(Run, run_id)
+            if run is not None:
+                run.finished_at = finished_at
+
+    def _put_blob(self, s: Session, payload: bytes) -> str:
+        digest = hashlib.sha256(payload).hexdigest()
+        values = {"hash": digest, "size": len(payload), "data": zlib.compress(payload, 6)}
+        if self.engine.dialect.name == "postgresql":
+            s.execute(postgresql.insert(Blob).values(**values).on_conflict_do_nothing())
+        else:
+            s.execute(sqlite.insert(Blob).values(**values).on_conflict_do_nothing())
+        return digest
+
+    def add_snapshot(self, run_id: int, snap: HostSnapshot) -> None:
+        """Store one host's snapshot with its sections (one transaction)."""
+        with self._session() as s:
+            row = Snapshot(
+                run_id=run_id,
+                host=snap.host,
+                environment=snap.environment,
+                roles=json.dumps(list(snap.roles)),
+                status=str(snap.status),
+                error=snap.error,
+                collected_at=snap.collected_at,
+                duration=snap.duration,
+            )
+            s.add(row)
+            s.flush()
+            for sec in snap.sections.values():
+                complete = sec.status.complete
+                s.add(
+                    SectionRow(
+                        snapshot_id=row.id,
+                        collector=sec.collector,
+                        status=str(sec.status),
+                        error=sec.error,
+                        rc=sec.rc,
+                        stderr=sec.stderr[-4096:],
+                        key_errors=json.dumps(sec.errors, sort_keys=True),
+                        facts_hash=self._put_blob(s, canonical_json(sec.facts))
+                        if complete
+                        else None,
+                        raw_hash=self._put_blob(s, sec.raw.encode()) if sec.raw else None,
+                    )
+                )
+
+    # -- reading ---------------------------------------------------------------
+
+    def latest_run(self) -> RunInfo | None:
+        """The most recent finished run, or None."""
+        with self._session() as s:
+            run = s.scalars(
+                select(Run).where(Run.finished_at.is_not(None)).order_by(Run.id.desc()).limit(1)
+            ).first()
+            return RunInfo(run.id, run.started_at, run.finished_at, run.inventory) if run else None
+
+    def _load(self, s: Session, hash_: str | None) -> bytes:
+        if hash_ is None:
+            return b""
+        blob = s.get(Blob, hash_)
+        return zlib.decompress(blob.data) if blob else b""
+
+    def _snapshot(self, s: Session, row: Snapshot, raw: bool = False) -> HostSnapshot:
+        snap = HostSnapshot(
+            row.host,
+            row.environment,
+            tuple(json.loads(row.roles)),
+            HostStatus(row.status),
+            row.collected_at,
+            row.duration,
+            row.error,
+        )
+        rows = s.scalars(select(SectionRow).where(SectionRow.snapshot_id == row.id))
+        for sec in rows:
+            facts = json.loads(self._load(s, sec.facts_hash) or b"{}")
+            snap.sections[sec.collector] = SectionResult(
+                sec.collector,
+                SectionStatus(sec.status),
+                facts,
+                json.loads(sec.key_errors),
+                sec.error,
+                self._load(s, sec.raw_hash).decode() if raw else "",
+                sec.stderr,
+                sec.rc,
+            )
+        return snap
+
+    def snapshots(self, run_id: int) -> dict[str, HostSnapshot]:
+        """Every host snapshot of a run, by host name."""
+        with self._session() as s:
+            rows = s.scalars(select(Snapshot).where(Snapshot.run_id == run_id))
+            return {r.host: self._snapshot(s, r) for r in rows}
+
+    def latest_snapshot(self, host: str, raw: bool = False) -> HostSnapshot | None:
+        """The most recent snapshot of ``host`` in a finished run, or None."""
+        with self._session() as s:
+            row = s.scalars(
+                select(Snapshot)
+                .join(Run, Run.id == Snapshot.run_id)
+                .where(Snapshot.host == host, Run.finished_at.is_not(None))
+                .order_by(Snapshot.id.desc())
+                .limit(1)
+            ).first()
+            return self._snapshot(s, row, raw) if row else None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets reports read while a nightly collect writes; the busy timeout makes
+    # a second writer wait instead of failing at once.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()

@@ -1,0 +1,185 @@
+"""The ``ssh`` transport: fabric/paramiko, strict host keys, one connection per host.
+
+Speed traps avoided on purpose (each measured in the design notes):
+- TCP_NODELAY on our own socket: paramiko leaves Nagle on, and every small
+  round trip then stalls ~40 ms on delayed ACKs;
+- known_hosts parsed once per run and shared by every connection: paramiko's
+  parser is quadratic and fabric would otherwise give each client its own copy;
+- the script goes in one channel (``sh -s`` on stdin): one round trip per host.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from pathlib import Path
+
+import fabric
+import paramiko
+
+from driftcheck.inventory import Host
+
+from .base import REMOTE_COMMAND, CommandResult, TransportError
+
+_CHUNK = 65536
+
+
+class KnownHosts:
+    """known_hosts files, each parsed once per run and shared between threads."""
+
+    def __init__(self) -> None:
+        """Start with nothing loaded; files load on first use."""
+        self._lock = threading.Lock()
+        self._files: dict[Path, paramiko.HostKeys] = {}
+
+    def get(self, path: Path) -> paramiko.HostKeys:
+        """The parsed host keys of ``path``; empty when the file does not exist."""
+        with self._lock:
+            keys = self._files.get(path)
+            if keys is None:
+                keys = paramiko.HostKeys()
+                if path.exists():
+                    try:
+                        keys.load(str(path))
+                    except OSError as exc:
+                        raise TransportError(f"cannot read known_hosts {path}: {exc}") from None
+                self._files[path] = keys
+            return keys
+
+
+def _fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} SHA256:{key.fingerprint.split(':', 1)[-1]}"
+
+
+class SSHTransport:
+    """Connects with fabric, verifies the host key, runs the script on one channel."""
+
+    def __init__(self, host: Host, known_hosts: KnownHosts) -> None:
+        """Prepare a connection to ``host``; nothing is opened until :meth:`run`."""
+        self.host = host
+        self._known_hosts = known_hosts
+        self._conn: fabric.Connection | None = None
+
+    def _target(self) -> str:
+        h = self.host
+        return h.address if h.port == 22 else f"[{h.address}]:{h.port}"
+
+    def _connect(self) -> fabric.Connection:
+        h = self.host
+        try:
+            sock = socket.create_connection((h.address, h.port), timeout=h.connect_timeout)
+        except ConnectionRefusedError:
+            raise TransportError(
+                f"connection refused by {h.address}:{h.port} (is sshd running there?)"
+            ) from None
+        except TimeoutError:
+            raise TransportError(
+                f"connection to {h.address}:{h.port} timed out after {h.connect_timeout:g}s"
+            ) from None
+        except socket.gaierror as exc:
+            raise TransportError(f"cannot resolve {h.address!r}: {exc.strerror}") from None
+        except OSError as exc:
+            raise TransportError(f"cannot connect to {h.address}:{h.port}: {exc}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key_file = str(h.identity_file) if h.identity_file else None
+        conn = fabric.Connection(
+            h.address,
+            user=h.user,
+            port=h.port,
+            # The inventory is the single source of truth: ~/.ssh/config is not
+            # read, so a stray "StrictHostKeyChecking no" there changes nothing.
+            config=fabric.Config(lazy=True),
+            gateway=False,
+            connect_kwargs={
+                "sock": sock,
+                "key_filename": key_file,
+                "look_for_keys": key_file is None,
+                "allow_agent": key_file is None,
+                "banner_timeout": h.connect_timeout,
+                "auth_timeout": h.connect_timeout,
+                "channel_timeout": h.connect_timeout,
+            },
+        )
+        client: paramiko.SSHClient = conn.client
+        # fabric installs AutoAddPolicy (accept any key): refuse unknown keys instead.
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        # Share the run's parsed known_hosts instead of re-parsing per connection.
+        client._system_host_keys = self._known_hosts.get(h.known_hosts)  # type: ignore[attr-defined]
+        try:
+            conn.open()
+        except paramiko.BadHostKeyException as exc:
+            sock.close()
+            raise TransportError(
+                f"host key for {self._target()} does not match {h.known_hosts} (offered "
+                f"{_fingerprint(exc.key)}, expected {_fingerprint(exc.expected_key)}); refusing "
+                "to connect. If the host was reinstalled, verify and update known_hosts"
+            ) from None
+        except paramiko.AuthenticationException:
+            sock.close()
+            raise TransportError(
+                f"authentication as {h.user!r} failed"
+                + (f" with key {key_file}" if key_file else " (no identity_file set)")
+            ) from None
+        except paramiko.SSHException as exc:
+            sock.close()
+            text = str(exc)
+            if "not found in known_hosts" in text:
+                raise TransportError(
+                    f"host key of {self._target()} is not in {h.known_hosts}; refusing to "
+                    "connect. Verify its fingerprint and add it to known_hosts"
+                ) from None
+            if "banner" in text.lower():
+                raise TransportError(
+                    f"no SSH banner from {h.address}:{h.port} within {h.connect_timeout:g}s "
+                    "(host hung or not an SSH server)"
+                ) from None
+            raise TransportError(f"SSH error: {text}") from None
+        except (OSError, EOFError) as exc:
+            sock.close()
+            raise TransportError(f"connection lost during SSH handshake: {exc}") from None
+        return conn
+
+    def run(self, script: str, timeout: float) -> CommandResult:
+        """Open the connection, run the script, collect stdout/stderr until EOF or timeout."""
+        self._conn = conn = self._connect()
+        transport = conn.client.get_transport()
+        if transport is None:  # pragma: no cover - paramiko just connected it
+            raise TransportError("SSH transport closed right after connecting")
+        deadline = time.monotonic() + timeout
+        try:
+            chan = transport.open_session(timeout=self.host.connect_timeout)
+            chan.exec_command(REMOTE_COMMAND)
+            chan.sendall(script.encode())
+            chan.shutdown_write()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"could not start the collection command: {exc}") from None
+        out, err = bytearray(), bytearray()
+        timed_out = False
+        while True:
+            if chan.recv_ready():
+                out += chan.recv(_CHUNK)
+                continue
+            if chan.recv_stderr_ready():
+                err += chan.recv_stderr(_CHUNK)
+                continue
+            if chan.eof_received or chan.closed:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            # The channel's fileno is a pipe paramiko signals on data, EOF and close.
+            select.select([chan], [], [], remaining)
+        rc: int | None = None
+        if not timed_out and chan.status_event.wait(max(0.0, deadline - time.monotonic())):
+            rc = chan.exit_status
+        chan.close()
+        return CommandResult(rc, bytes(out), bytes(err), timed_out=timed_out or rc is None)
+
+    def close(self) -> None:
+        """Close the SSH connection if it was opened."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,75 @@
+"""The JSON report: the machine-readable contract documented in the README."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from driftcheck.drift import DriftReport, Finding
+
+SCHEMA = "driftcheck-report/1"
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {
+        "role": f.role,
+        "collector": f.collector,
+        "key": f.key,
+        "state": f.state.value,
+        "values": f.values,
+        "reference_hosts": list(f.reference_hosts),
+        "detail": [
+            {
+                "host": c.host,
+                "path": c.path,
+                "reference": c.reference,
+                "target": c.target,
+                **({"diff": c.diff} if c.diff else {}),
+            }
+            for c in f.detail
+        ],
+        "reasons": f.reasons,
+    }
+
+
+def as_dict(report: DriftReport) -> dict[str, Any]:
+    """The report as plain JSON-ready data, keys in a stable order."""
+    statuses = [h.status for h in report.hosts]
+    return {
+        "schema": SCHEMA,
+        "generated_at": report.generated_at,
+        "inventory": report.inventory,
+        "reference": report.reference,
+        "targets": list(report.targets),
+        "run_started_at": report.run_started_at,
+        "summary": {
+            "verdict": report.verdict,
+            "exit_code": report.exit_code,
+            "findings": len(report.findings),
+            "by_state": report.counts,
+            "hosts": {
+                "total": len(statuses),
+                "ok": statuses.count("ok"),
+                "incomplete": len(statuses) - statuses.count("ok"),
+            },
+            "compared_keys": report.compared_keys,
+            "volatile_skipped": report.volatile_skipped,
+        },
+        "hosts": [
+            {
+                "name": h.name,
+                "environment": h.environment,
+                "roles": list(h.roles),
+                "status": h.status,
+                "error": h.error,
+                "collected_at": h.collected_at,
+            }
+            for h in report.hosts
+        ],
+        "findings": [_finding(f) for f in report.findings],
+    }
+
+
+def render(report: DriftReport) -> str:
+    """The report as indented JSON text."""
+    return json.dumps(as_dict(report), indent=2, ensure_ascii=False) + "\n"
