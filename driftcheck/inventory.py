@@ -230,7 +230,7 @@ def _describe(exc: ValidationError, root: yaml.Node, path: Path) -> str:
     """Turn the first pydantic error into one line with a line number and a fix."""
     err = exc.errors()[0]
     # pydantic adds the failing member of a union (e.g. 'int') to the location.
-    loc = [p for p in err["loc"] if p not in ("int", "float", "str", "constrained-int")]
+    loc = [p for p in err["loc"] if p not in ("int", "float", "str", "[key]")]
     node, _ = _node_at(root, loc)
     line = node.start_mark.line + 1
     kind = err["type"]

@@ -45,13 +45,23 @@ _XML_SECRET = re.compile(
     r"(?P<value>[^<]*)(?P<close></(?P=tag)>)",
     re.IGNORECASE,
 )
+# A last word like these makes the setting *about* a secret (where it lives, how
+# long it is), not the secret itself: "password_min_length", "token_ttl", "key_file".
+_ABOUT_A_SECRET = frozenset(
+    "path file dir directory filename location length len size min max age expiry expires "
+    "timeout ttl type algorithm cipher format policy".split()
+)
 _WORD_SPLIT = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
 def is_secret_name(name: str) -> bool:
     """True when a setting called ``name`` probably holds a secret."""
     words = [w for w in _WORD_SPLIT.split(name) if w]
-    return any(_SECRET_WORD.match(w) and not _PUBLIC_WORD.match(w) for w in words)
+    if not words or words[-1].lower() in _ABOUT_A_SECRET:
+        return False
+    if any(_PUBLIC_WORD.match(w) for w in words):
+        return False
+    return any(_SECRET_WORD.match(w) for w in words)
 
 
 class Redactor:

@@ -1,0 +1,40 @@
+"""Small builders for the pure-core tests (snapshots and inventories as data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from driftcheck.inventory import Inventory, parse_inventory
+from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
+
+
+def inventory(hosts: dict[str, tuple[str, list[str]]]) -> Inventory:
+    """An inventory of local hosts: name -> (environment, roles)."""
+    envs: dict[str, list[str]] = {}
+    for name, (env, roles) in hosts.items():
+        envs.setdefault(env, []).append(f"      {name}: {{roles: [{', '.join(roles)}]}}")
+    text = "defaults: {transport: local}\nenvironments:\n"
+    for env, lines in envs.items():
+        text += f"  {env}:\n    hosts:\n" + "\n".join(lines) + "\n"
+    targets = [e for e in envs if e != "production"]
+    text += f"compare: {{reference: production, targets: [{', '.join(targets)}]}}\n"
+    return parse_inventory(text, Path("test.yaml"))
+
+
+def snapshot(
+    host: str,
+    env: str,
+    roles: list[str],
+    sections: dict[str, dict[str, Any] | SectionResult],
+    status: HostStatus = HostStatus.OK,
+    error: str = "",
+) -> HostSnapshot:
+    """A snapshot whose sections are given as facts (OK) or as SectionResult."""
+    built = {
+        name: value if isinstance(value, SectionResult)
+        else SectionResult(name, SectionStatus.OK, dict(value))
+        for name, value in sections.items()
+    }
+    return HostSnapshot(host, env, tuple(roles), status, "2026-01-01T00:00:00+00:00",
+                        error=error, sections=built)

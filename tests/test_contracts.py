@@ -1,0 +1,35 @@
+"""Every registered collector is well-formed and has real-output fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftcheck.collectors import BY_NAME, REGISTRY, Collector
+from driftcheck.inventory import CollectSettings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SETTINGS = (
+    CollectSettings(),
+    CollectSettings(files=("/etc/it's here", "/etc/$(id)"), apps=(("app", "echo 'x'"),)),
+)
+
+
+def test_names_are_unique_and_stable() -> None:
+    names = [c.name for c in REGISTRY]
+    assert len(names) == len(set(names)) == len(BY_NAME)
+    assert all(n.isidentifier() for n in names)
+
+
+@pytest.mark.parametrize("collector", REGISTRY, ids=lambda c: c.name)
+def test_collector_is_well_formed(collector: Collector) -> None:
+    assert collector.description
+    for settings in SETTINGS:
+        shell = collector.shell(settings)
+        assert shell.strip()
+        assert 0 < collector.timeout(settings) <= 3600
+    parsed = collector.parse("")
+    assert parsed.facts == {} and parsed.errors == {}
+    cases = [d for d in (FIXTURES / collector.name).glob("*") if d.is_dir()]
+    assert cases, f"no fixtures under tests/fixtures/{collector.name}/"

@@ -1,0 +1,162 @@
+"""End to end over real SSH: namespace lab hosts with real sshd, dpkg and sysctl.
+
+The report must flag exactly the planted drift, never store or print the planted
+secrets, and report unreachable hosts as incomplete with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from driftcheck.lab import Lab, LabHostSpec
+
+pytestmark = pytest.mark.lab
+
+APP_CONF = "/etc/myapp/app.conf"
+SECRETS = ("prod-Planted-S3cret-1", "stg-Planted-S3cret-2")
+COLLECT = {"files": [APP_CONF, "/etc/os-release"], "apps": {"myapp": "cat /opt/myapp/VERSION"}}
+
+
+def conf(workers: int, secret: str) -> str:
+    return f"[server]\nlisten = 8080\nworkers = {workers}\ndb_password = {secret}\n"
+
+
+SPECS = [
+    LabHostSpec("prod-web1", "production",
+                files={APP_CONF: conf(4, SECRETS[0]), "/opt/myapp/VERSION": "2.4.1\n"}),
+    LabHostSpec("stg-web1", "staging",
+                files={APP_CONF: conf(8, SECRETS[1]), "/opt/myapp/VERSION": "2.4.1\n"},
+                sysctls={"net.core.somaxconn": "1234"}),
+    LabHostSpec("stg-down", "staging", fault="down"),
+    LabHostSpec("stg-hung", "staging", fault="hang"),
+    LabHostSpec("stg-rekeyed", "staging", fault="wrong_host_key"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab(tmp_path_factory.mktemp("lab")) as running:
+        running.up(SPECS)
+        yield running
+
+
+def write_inventory(lab: Lab, path: Path, hosts: set[str]) -> Path:
+    inv: dict[str, Any] = lab.inventory(COLLECT)
+    for env in inv["environments"].values():
+        env["hosts"] = {n: h for n, h in env["hosts"].items() if n in hosts}
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return path
+
+
+def driftcheck(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DRIFTCHECK_KEY_FILE": str(tmp / "hmac.key"),
+           "DRIFTCHECK_DB": f"sqlite:///{tmp / 'dc.db'}"}
+    return subprocess.run([sys.executable, "-m", "driftcheck", *args], capture_output=True,
+                          text=True, env=env, timeout=180, check=False)
+
+
+def findings(report: Path) -> set[tuple[str, str, str]]:
+    data = json.loads(report.read_text())
+    return {(f["collector"], f["key"], f["state"]) for f in data["findings"]}
+
+
+@pytest.fixture(scope="module")
+def clean_pair(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """One check run over the two healthy hosts; returns its folder and its output."""
+    tmp = tmp_path_factory.mktemp("pair")
+    inv = write_inventory(lab, tmp / "inv.yaml", {"prod-web1", "stg-web1"})
+    check = driftcheck(tmp, "check", "-i", str(inv), "-f", "json", "-o", str(tmp / "r.json"))
+    assert check.returncode == 1, check.stderr
+    html = driftcheck(tmp, "report", "-i", str(inv), "-f", "html", "-o", str(tmp / "r.html"))
+    assert html.returncode == 1, html.stderr
+    return tmp, [check.stdout, check.stderr, html.stdout, html.stderr]
+
+
+def test_report_flags_exactly_the_planted_drift(clean_pair: tuple[Path, list[str]]) -> None:
+    tmp, _ = clean_pair
+    assert findings(tmp / "r.json") == {
+        ("files", APP_CONF, "changed"),
+        ("sysctl", "net.core.somaxconn", "changed"),
+    }
+    data = json.loads((tmp / "r.json").read_text())
+    somaxconn = next(f for f in data["findings"] if f["key"] == "net.core.somaxconn")
+    assert somaxconn["values"]["stg-web1"] == "1234"
+    app = next(f for f in data["findings"] if f["key"] == APP_CONF)
+    changed = {d["path"] for d in app["detail"]}
+    assert {"content", "sha256"} <= changed
+    page = (tmp / "r.html").read_text()
+    assert "net.core.somaxconn" in page and APP_CONF in page
+    assert data["summary"]["hosts"] == {"total": 2, "ok": 2, "incomplete": 0}
+
+
+def test_planted_secrets_appear_nowhere(clean_pair: tuple[Path, list[str]]) -> None:
+    tmp, outputs = clean_pair
+    files = [p for p in tmp.iterdir() if p.is_file()]
+    assert any(p.name.startswith("dc.db") for p in files)
+    for secret in SECRETS:
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), path
+        for text in outputs:
+            assert secret not in text
+    # The changed secret is still visible as drift, by its keyed hash.
+    data = json.loads((tmp / "r.json").read_text())
+    app = next(f for f in data["findings"] if f["key"] == APP_CONF)
+    content = next(d for d in app["detail"] if d["path"] == "content")
+    assert "-db_password = <redacted:" in content["diff"]
+
+
+def test_show_and_hosts(lab: Lab, clean_pair: tuple[Path, list[str]]) -> None:
+    tmp, _ = clean_pair
+    shown = driftcheck(tmp, "show", "stg-web1", "-i", str(tmp / "inv.yaml"), "-c", "sysctl")
+    assert shown.returncode == 0, shown.stderr
+    assert "net.core.somaxconn\t1234" in shown.stdout.splitlines()
+    raw = driftcheck(tmp, "show", "prod-web1", "-i", str(tmp / "inv.yaml"), "-c", "files",
+                     "--raw")
+    assert "|workers = 4" in raw.stdout and SECRETS[0] not in raw.stdout
+    listed = driftcheck(tmp, "hosts", "-i", str(tmp / "inv.yaml"))
+    assert listed.returncode == 0
+    assert sum(" ok" in line for line in listed.stdout.splitlines()) == 2
+
+
+def test_unreachable_hosts_are_incomplete_with_the_reason(lab: Lab, tmp_path: Path) -> None:
+    inv = write_inventory(lab, tmp_path / "inv.yaml", {s.name for s in SPECS})
+    started = time.monotonic()
+    run = driftcheck(tmp_path, "check", "-i", str(inv), "-o", str(tmp_path / "r.json"))
+    elapsed = time.monotonic() - started
+    assert run.returncode == 5, run.stderr  # drift (1) + incomplete (4)
+    # connect_timeout is 5 s: the hung host must not hold the run much longer.
+    assert elapsed < 20
+    data = json.loads((tmp_path / "r.json").read_text())
+    hosts = {h["name"]: h for h in data["hosts"]}
+    assert hosts["prod-web1"]["status"] == hosts["stg-web1"]["status"] == "ok"
+    assert hosts["stg-down"]["status"] == "failed"
+    assert "connection refused" in hosts["stg-down"]["error"]
+    assert hosts["stg-hung"]["status"] == "failed"
+    assert "no SSH banner" in hosts["stg-hung"]["error"]
+    assert hosts["stg-rekeyed"]["status"] == "failed"
+    assert "does not match" in hosts["stg-rekeyed"]["error"]
+    whole = [f for f in data["findings"] if f["key"] == "*"]
+    assert len(whole) == 1 and set(whole[0]["reasons"]) == {"stg-down", "stg-hung", "stg-rekeyed"}
+    # The healthy pair's drift is still found despite the bad hosts.
+    assert ("sysctl", "net.core.somaxconn", "changed") in findings(tmp_path / "r.json")
+    assert "incomplete: stg-down: connection refused" in run.stderr
+
+
+def test_changed_host_key_is_refused_before_any_command(lab: Lab, tmp_path: Path) -> None:
+    inv = write_inventory(lab, tmp_path / "inv.yaml", {"prod-web1", "stg-rekeyed"})
+    run = driftcheck(tmp_path, "collect", "-i", str(inv))
+    assert run.returncode == 4
+    assert "does not match" in run.stderr
+    # sshd logs every login; the client hung up before authenticating.
+    log = lab.log_text("stg-rekeyed")
+    assert "[preauth]" in log and "Accepted" not in log

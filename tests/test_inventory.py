@@ -1,0 +1,121 @@
+"""Inventory validation: every mistake is one line naming the file, the line and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftcheck.errors import InventoryError
+from driftcheck.inventory import load_inventory, parse_inventory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """\
+defaults:
+  user: root
+  port: 22
+  known_hosts: /tmp/kh
+environments:
+  production:
+    hosts:
+      prod-web1: {address: 10.0.0.11, roles: [web]}
+      prod-db1: {address: 10.0.0.21, roles: [db]}
+  staging:
+    hosts:
+      stg-web1: {address: 10.0.1.11, roles: [web], port: 2222}
+      stg-db1: {roles: [db], transport: local}
+compare:
+  reference: production
+  targets: [staging]
+collect:
+  files: [/etc/nginx/nginx.conf]
+  apps:
+    myapp: "cat /opt/myapp/VERSION"
+"""
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(InventoryError) as info:
+        parse_inventory(text, Path("inv.yaml"))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_example_inventory_is_valid() -> None:
+    inv = load_inventory(ROOT / "inventory.example.yaml")
+    assert [h.name for h in inv.hosts] == ["prod-web1", "prod-web2", "stg-web1"]
+    assert inv.host("stg-web1").port == 2222
+    assert inv.host("prod-web1").port == 22
+    assert inv.collect.apps == (("myapp", "cat /opt/myapp/VERSION"),)
+
+
+def test_defaults_apply_and_hosts_override() -> None:
+    inv = parse_inventory(GOOD, Path("inv.yaml"))
+    web = inv.host("stg-web1")
+    assert (web.user, web.port, web.known_hosts, web.transport) == ("root", 2222, Path("/tmp/kh"),
+                                                                  "ssh")
+    assert web.command_timeout == 120 and web.connect_timeout == 10
+    db = inv.host("stg-db1")
+    assert db.transport == "local" and db.address == "stg-db1"
+    assert inv.roles() == ["db", "web"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("port: 2222}", "prot: 2222}"), "inv.yaml:12: environments.staging.hosts.stg-web1: "
+                                         "unknown key 'prot'"),
+        (("port: 22\n", "port: twenty\n"), "inv.yaml:3: defaults.port:"),
+        (("port: 22\n", "port: 70000\n"), "inv.yaml:3: defaults.port:"),
+        (("roles: [db], transport: local", "roles: [cache]"),
+         "inv.yaml:13: role 'cache' of host 'stg-db1' has no host in the reference environment"),
+        (("files: [/etc/nginx/nginx.conf]", "files: [etc/nginx.conf]"),
+         "inv.yaml:18: collect.files has relative path 'etc/nginx.conf'; write it as an absolute "
+         "path such as /etc/nginx.conf"),
+        (("stg-db1:", "prod-db1:"), "inv.yaml:13: host 'prod-db1' is also defined in environment "
+                                    "'production'"),
+        (("reference: production", "reference: prod"), "inv.yaml:15: compare.reference 'prod' is "
+                                                       "not an environment"),
+        (("targets: [staging]", "targets: [staging, qa]"), "inv.yaml:16: compare.targets has 'qa'"),
+        (("transport: local", "transport: telnet"), "inv.yaml:13: environments.staging.hosts."
+                                                    "stg-db1.transport:"),
+        (("roles: [web], port", "roles: [], port"), "inv.yaml:12: environments.staging.hosts."
+                                                    "stg-web1.roles:"),
+        (("  user: root\n", "  user: root\n  colour: blue\n"), "inv.yaml:3: defaults: unknown key "
+                                                               "'colour'"),
+    ],
+)
+def test_mistakes_name_line_and_fix(change: tuple[str, str], expected: str) -> None:
+    old, new = change
+    assert old in GOOD
+    assert error_of(GOOD.replace(old, new, 1)).startswith(expected)
+
+
+def test_duplicate_host_in_one_environment_is_caught() -> None:
+    text = GOOD.replace(
+        "      prod-db1: {address: 10.0.0.21, roles: [db]}\n",
+        "      prod-db1: {address: 10.0.0.21, roles: [db]}\n      prod-web1: {roles: [web]}\n",
+    )
+    assert error_of(text).startswith("inv.yaml:10: duplicate key 'prod-web1' (first at line 8)")
+
+
+def test_missing_section() -> None:
+    assert "required key 'compare' is missing" in error_of(GOOD.split("compare:")[0])
+
+
+def test_yaml_syntax_error_has_a_line() -> None:
+    assert error_of(GOOD.replace("targets: [staging]", "targets: [staging")).startswith(
+        "inv.yaml:17: not valid YAML"
+    )
+
+
+@pytest.mark.parametrize("text", ["", "just a string", "- a\n- b\n"])
+def test_not_a_mapping(text: str) -> None:
+    assert "must be a mapping" in error_of(text)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="no such inventory file"):
+        load_inventory(tmp_path / "nope.yaml")

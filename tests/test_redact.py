@@ -1,0 +1,82 @@
+"""Secrets are replaced by keyed hashes before anything is stored or shown."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from driftcheck.redact import REDACTED, Redactor, is_secret_name
+
+KEY = b"k" * 32
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "password = hunter2",
+        "db_password: 'hunter2'",
+        '  "apiToken": "hunter2",',
+        "export AWS_SECRET_ACCESS_KEY=hunter2",
+        "SECRET_KEY_BASE=hunter2",
+        "client-credentials hunter2;",
+        "DATABASE_URL=postgres://app:hunter2@db.internal/app",
+        "<password>hunter2</password>",
+        "net.ipv4.tcp_fastopen_key = hunter2",
+        "\tauth_token\thunter2",
+    ],
+)
+def test_secret_values_never_survive(line: str) -> None:
+    scrubbed = Redactor(KEY).scrub_line(line)
+    assert "hunter2" not in scrubbed
+    assert REDACTED.search(scrubbed)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "worker_processes 4;",
+        "keepalive_timeout 65;",
+        "PasswordAuthentication no",
+        "PubkeyAuthentication yes",
+        "listen 80;",
+        "# password policy is documented elsewhere",
+        "kernel.keys.maxkeys = 200",
+        "",
+    ],
+)
+def test_ordinary_settings_stay_readable(line: str) -> None:
+    assert Redactor(KEY).scrub_line(line) == line
+
+
+def test_same_secret_same_token_changed_secret_changed_token() -> None:
+    r = Redactor(KEY)
+    assert r.scrub_line("password = a") == r.scrub_line("password = a")
+    assert r.scrub_line("password = a") != r.scrub_line("password = b")
+    # Another installation's key gives other tokens: they cannot be looked up.
+    assert Redactor(b"x" * 32).scrub_line("password = a") != r.scrub_line("password = a")
+
+
+def test_scrubbing_is_idempotent() -> None:
+    r = Redactor(KEY)
+    once = r.scrub_text("password = a\nname = b\n")
+    assert r.scrub_text(once) == once
+
+
+def test_quotes_are_kept_so_files_still_parse() -> None:
+    scrubbed = Redactor(KEY).scrub_line('  "password": "x y",')
+    assert scrubbed.startswith('  "password": "<redacted:') and scrubbed.endswith('>",')
+
+
+def test_name_words() -> None:
+    assert is_secret_name("dbPassword") and is_secret_name("API-KEY") and is_secret_name("token")
+    assert not is_secret_name("public_key_path") and not is_secret_name("keepalive")
+
+
+def test_key_file_created_private_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "hmac.key"
+    first = Redactor.from_key_file(path).token("v")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert Redactor.from_key_file(path).token("v") == first

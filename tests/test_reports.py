@@ -1,0 +1,97 @@
+"""Renderers: the JSON contract, and an HTML page that is self-contained and inert."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from html.parser import HTMLParser
+
+from driftcheck.collectors import BY_NAME
+from driftcheck.drift import DriftReport, compare
+from driftcheck.model import HostStatus
+from driftcheck.reports import RENDERERS, Format, render
+from tests.helpers import inventory, snapshot
+
+HOSTILE = '<script>alert(1)</script>" onmouseover="alert(2)'
+
+
+def sample() -> DriftReport:
+    inv = inventory({"prod1": ("production", ["web"]), "stg1": ("staging", ["web"]),
+                     "stg2": ("staging", ["web"])})
+    ref = {"/etc/app.conf": {"type": "file", "mode": "0644", "owner": "root", "group": "root",
+                             "size": 4, "sha256": "ab" * 32, "content": "a=1\n"}}
+    tgt = {"/etc/app.conf": {**ref["/etc/app.conf"], "mode": "0600",
+                             "content": f"a=1\n{HOSTILE}\n"}}
+    snaps = {
+        "prod1": snapshot("prod1", "production", ["web"], {"files": ref,
+                                                            "sysctl": {HOSTILE: "1"}}),
+        "stg1": snapshot("stg1", "staging", ["web"], {"files": tgt, "sysctl": {}}),
+        "stg2": snapshot("stg2", "staging", ["web"], {}, HostStatus.FAILED, f"refused {HOSTILE}"),
+    }
+    return compare(inv, snaps, [BY_NAME["files"], BY_NAME["sysctl"]], "2026-01-01T00:00:00Z")
+
+
+def test_every_format_has_a_renderer() -> None:
+    assert set(RENDERERS) == set(Format)
+    for fmt in Format:
+        assert render(sample(), fmt)
+
+
+def test_json_contract() -> None:
+    data = json.loads(render(sample(), Format.JSON))
+    assert list(data)[:2] == ["schema", "generated_at"]
+    assert {"summary", "hosts", "findings"} <= set(data)
+    assert data["summary"]["verdict"] == "drift, incomplete"
+    assert data["summary"]["exit_code"] == 5
+    assert {h["name"]: h["status"] for h in data["hosts"]} == {
+        "prod1": "ok", "stg1": "ok", "stg2": "failed"}
+    for f in data["findings"]:
+        assert {"role", "collector", "key", "state", "values"} <= set(f)
+    by_key = {(f["collector"], f["key"]): f for f in data["findings"]}
+    assert by_key[("files", "/etc/app.conf")]["state"] == "changed"
+    assert by_key[("sysctl", HOSTILE)]["state"] == "missing"
+    assert by_key[("*", "*")]["reasons"] == {"stg2": f"refused {HOSTILE}"}
+
+
+class _Scan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+        self.style = ""
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.style += data
+
+
+def test_html_is_self_contained_and_collected_data_is_inert() -> None:
+    page = render(sample(), Format.HTML)
+    scan = _Scan()
+    scan.feed(page)
+    assert "script" not in scan.tags
+    assert not [a for a, _ in scan.attrs if a.startswith("on")]
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # The CSP allows exactly the inline stylesheet the page ships.
+    digest = base64.b64encode(hashlib.sha256(scan.style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in page
+    assert "default-src 'none'" in page
+
+
+def test_html_shows_summary_then_values_side_by_side() -> None:
+    page = render(sample(), Format.HTML)
+    assert page.index("Summary") < page.index("Role web")
+    assert "mode 0600" in page and "mode 0644" in page
+    assert "+&lt;script&gt;" in page  # the content diff line, escaped

@@ -1,0 +1,83 @@
+"""Storage: round trips, content addressing, finished runs only."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from driftcheck.errors import DriftcheckError
+from driftcheck.model import HostStatus, SectionResult, SectionStatus
+from driftcheck.storage import Store
+from tests.helpers import snapshot
+
+
+def store_at(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'dc.db'}")
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    run = store.start_run("inv.yaml", "t0")
+    facts = {"k": "v", "nested": {"a": [1, 2]}}
+    snap = snapshot("h1", "production", ["web"], {"sysctl": facts})
+    snap.sections["sysctl"].raw = "k = v\n"
+    store.add_snapshot(run, snap)
+    store.finish_run(run, "t1")
+    loaded = store.snapshots(run)["h1"]
+    assert loaded.sections["sysctl"].facts == facts
+    assert loaded.roles == ("web",) and loaded.status is HostStatus.OK
+    assert store.latest_snapshot("h1", raw=True).sections["sysctl"].raw == "k = v\n"  # type: ignore[union-attr]
+
+
+def test_unfinished_runs_are_never_reported(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    done = store.start_run("inv.yaml", "t0")
+    store.add_snapshot(done, snapshot("h1", "production", ["web"], {"os": {"a": "1"}}))
+    store.finish_run(done, "t1")
+    half = store.start_run("inv.yaml", "t2")
+    store.add_snapshot(half, snapshot("h1", "production", ["web"], {"os": {"a": "2"}}))
+    latest = store.latest_run()
+    assert latest is not None and latest.id == done
+    assert store.latest_snapshot("h1").sections["os"].facts == {"a": "1"}  # type: ignore[union-attr]
+
+
+def test_unchanged_sections_are_not_stored_again(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    facts = {f"net.key{i}": str(i) for i in range(2000)}
+    for night in range(5):
+        run = store.start_run("inv.yaml", f"t{night}")
+        snap = snapshot("h1", "production", ["web"], {"sysctl": facts})
+        snap.sections["sysctl"].raw = "\n".join(f"{k} = {v}" for k, v in facts.items())
+        store.add_snapshot(run, snap)
+        store.finish_run(run, f"t{night}")
+    db = sqlite3.connect(tmp_path / "dc.db")
+    assert db.execute("select count(*) from blobs").fetchone() == (2,)  # facts + raw, once
+    assert db.execute("select count(*) from sections").fetchone() == (5,)
+
+
+def test_failed_sections_keep_status_and_error(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    run = store.start_run("inv.yaml", "t0")
+    sec = SectionResult("packages", SectionStatus.TIMEOUT, error="section timed out", rc="124")
+    store.add_snapshot(run, snapshot("h1", "staging", ["web"], {"packages": sec},
+                                     HostStatus.PARTIAL, "slow"))
+    store.finish_run(run, "t1")
+    got = store.snapshots(run)["h1"]
+    assert got.status is HostStatus.PARTIAL and got.error == "slow"
+    assert got.sections["packages"].status is SectionStatus.TIMEOUT
+    assert got.sections["packages"].error == "section timed out"
+
+
+def test_sqlite_uses_wal(tmp_path: Path) -> None:
+    store_at(tmp_path)
+    mode = sqlite3.connect(tmp_path / "dc.db").execute("pragma journal_mode").fetchone()
+    assert mode == ("wal",)
+
+
+def test_bad_urls_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(DriftcheckError, match="not a usable database URL"):
+        Store("nonsense://")
+    with pytest.raises(DriftcheckError, match="cannot open the database"):
+        Store(f"sqlite:///{tmp_path}/no/such/dir/x.db")
