@@ -48,8 +48,29 @@ _XML_SECRET = re.compile(
 # A last word like these makes the setting *about* a secret (where it lives, how
 # long it is), not the secret itself: "password_min_length", "token_ttl", "key_file".
 _ABOUT_A_SECRET = frozenset(
-    "path file dir directory filename location length len size min max age expiry expires "
-    "timeout ttl type algorithm cipher format policy".split()
+    {
+        "path",
+        "file",
+        "dir",
+        "directory",
+        "filename",
+        "location",
+        "length",
+        "len",
+        "size",
+        "min",
+        "max",
+        "age",
+        "expiry",
+        "expires",
+        "timeout",
+        "ttl",
+        "type",
+        "algorithm",
+        "cipher",
+        "format",
+        "policy",
+    }
 )
 _WORD_SPLIT = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
 

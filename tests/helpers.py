@@ -32,9 +32,11 @@ def snapshot(
 ) -> HostSnapshot:
     """A snapshot whose sections are given as facts (OK) or as SectionResult."""
     built = {
-        name: value if isinstance(value, SectionResult)
+        name: value
+        if isinstance(value, SectionResult)
         else SectionResult(name, SectionStatus.OK, dict(value))
         for name, value in sections.items()
     }
-    return HostSnapshot(host, env, tuple(roles), status, "2026-01-01T00:00:00+00:00",
-                        error=error, sections=built)
+    return HostSnapshot(
+        host, env, tuple(roles), status, "2026-01-01T00:00:00+00:00", error=error, sections=built
+    )

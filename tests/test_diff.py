@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from driftcheck.collectors import BY_NAME, REGISTRY
+
 from driftcheck.drift import WHOLE, DriftReport, State, compare
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from tests.helpers import inventory, snapshot
 
-INV = inventory({
-    "prod1": ("production", ["web"]),
-    "prod2": ("production", ["web"]),
-    "stg1": ("staging", ["web"]),
-})
+INV = inventory(
+    {
+        "prod1": ("production", ["web"]),
+        "prod2": ("production", ["web"]),
+        "stg1": ("staging", ["web"]),
+    }
+)
 SYSCTL = [BY_NAME["sysctl"]]
 
 
@@ -58,9 +61,13 @@ def test_key_present_on_one_reference_host_only_is_inconsistent() -> None:
 
 
 def test_volatile_keys_are_skipped_and_counted() -> None:
-    report = run({"prod1": {"kernel.random.uuid": "x", "fs.file-nr": "1"},
-                  "prod2": {"kernel.random.uuid": "y", "fs.file-nr": "2"},
-                  "stg1": {"kernel.random.uuid": "z", "fs.file-nr": "3"}})
+    report = run(
+        {
+            "prod1": {"kernel.random.uuid": "x", "fs.file-nr": "1"},
+            "prod2": {"kernel.random.uuid": "y", "fs.file-nr": "2"},
+            "stg1": {"kernel.random.uuid": "z", "fs.file-nr": "3"},
+        }
+    )
     assert report.findings == ()
     assert report.volatile_skipped["sysctl"] == 2
 
@@ -70,9 +77,14 @@ def test_unreachable_host_is_incomplete_never_same() -> None:
     snaps = {
         "prod1": snapshot("prod1", "production", ["web"], {"sysctl": same}),
         "prod2": snapshot("prod2", "production", ["web"], {"sysctl": same}),
-        "stg1": snapshot("stg1", "staging", ["web"], {
-            "sysctl": SectionResult("sysctl", SectionStatus.MISSING, error="host not collected")
-        }, HostStatus.FAILED, "connection refused by 127.0.0.1:2222"),
+        "stg1": snapshot(
+            "stg1",
+            "staging",
+            ["web"],
+            {"sysctl": SectionResult("sysctl", SectionStatus.MISSING, error="host not collected")},
+            HostStatus.FAILED,
+            "connection refused by 127.0.0.1:2222",
+        ),
     }
     report = compare(INV, snaps, SYSCTL, "now")
     assert [(f.collector, f.key, f.state) for f in report.findings] == [
@@ -96,8 +108,9 @@ def test_one_failed_section_is_incomplete_for_that_collector_only() -> None:
     snaps = {
         "prod1": snapshot("prod1", "production", ["web"], {"sysctl": ok, "os": {"x": "1"}}),
         "prod2": snapshot("prod2", "production", ["web"], {"sysctl": ok, "os": {"x": "1"}}),
-        "stg1": snapshot("stg1", "staging", ["web"], {"sysctl": timed_out, "os": {"x": "2"}},
-                         HostStatus.PARTIAL),
+        "stg1": snapshot(
+            "stg1", "staging", ["web"], {"sysctl": timed_out, "os": {"x": "2"}}, HostStatus.PARTIAL
+        ),
     }
     report = compare(INV, snaps, [BY_NAME["os"], BY_NAME["sysctl"]], "now")
     got = {(f.collector, f.key, f.state.value) for f in report.findings}
@@ -113,7 +126,9 @@ def test_drift_still_found_when_one_reference_host_is_down() -> None:
     }
     report = compare(INV, snaps, SYSCTL, "now")
     assert {(f.key, f.state.value) for f in report.findings} == {
-        (WHOLE, "incomplete"), ("a", "changed")}
+        (WHOLE, "incomplete"),
+        ("a", "changed"),
+    }
 
 
 def test_unreadable_key_is_incomplete() -> None:
@@ -130,8 +145,10 @@ def test_unreadable_key_is_incomplete() -> None:
 
 def test_not_applicable_on_both_sides_is_not_drift() -> None:
     na = SectionResult("packages", SectionStatus.NOT_APPLICABLE)
-    snaps = {h: snapshot(h, INV.host(h).environment, ["web"], {"packages": na})
-             for h in ("prod1", "prod2", "stg1")}
+    snaps = {
+        h: snapshot(h, INV.host(h).environment, ["web"], {"packages": na})
+        for h in ("prod1", "prod2", "stg1")
+    }
     assert compare(INV, snaps, [BY_NAME["packages"]], "now").exit_code == 0
 
 
@@ -153,8 +170,14 @@ def test_nested_values_say_what_differs_inside() -> None:
 
 
 def test_roles_are_compared_separately() -> None:
-    inv = inventory({"p-web": ("production", ["web"]), "p-db": ("production", ["db"]),
-                     "s-web": ("staging", ["web"]), "s-db": ("staging", ["db"])})
+    inv = inventory(
+        {
+            "p-web": ("production", ["web"]),
+            "p-db": ("production", ["db"]),
+            "s-web": ("staging", ["web"]),
+            "s-db": ("staging", ["db"]),
+        }
+    )
     snaps = {
         "p-web": snapshot("p-web", "production", ["web"], {"sysctl": {"a": "web"}}),
         "p-db": snapshot("p-db", "production", ["db"], {"sysctl": {"a": "db"}}),

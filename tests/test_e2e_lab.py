@@ -32,11 +32,17 @@ def conf(workers: int, secret: str) -> str:
 
 
 SPECS = [
-    LabHostSpec("prod-web1", "production",
-                files={APP_CONF: conf(4, SECRETS[0]), "/opt/myapp/VERSION": "2.4.1\n"}),
-    LabHostSpec("stg-web1", "staging",
-                files={APP_CONF: conf(8, SECRETS[1]), "/opt/myapp/VERSION": "2.4.1\n"},
-                sysctls={"net.core.somaxconn": "1234"}),
+    LabHostSpec(
+        "prod-web1",
+        "production",
+        files={APP_CONF: conf(4, SECRETS[0]), "/opt/myapp/VERSION": "2.4.1\n"},
+    ),
+    LabHostSpec(
+        "stg-web1",
+        "staging",
+        files={APP_CONF: conf(8, SECRETS[1]), "/opt/myapp/VERSION": "2.4.1\n"},
+        sysctls={"net.core.somaxconn": "1234"},
+    ),
     LabHostSpec("stg-down", "staging", fault="down"),
     LabHostSpec("stg-hung", "staging", fault="hang"),
     LabHostSpec("stg-rekeyed", "staging", fault="wrong_host_key"),
@@ -59,10 +65,19 @@ def write_inventory(lab: Lab, path: Path, hosts: set[str]) -> Path:
 
 
 def driftcheck(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DRIFTCHECK_KEY_FILE": str(tmp / "hmac.key"),
-           "DRIFTCHECK_DB": f"sqlite:///{tmp / 'dc.db'}"}
-    return subprocess.run([sys.executable, "-m", "driftcheck", *args], capture_output=True,
-                          text=True, env=env, timeout=180, check=False)
+    env = {
+        **os.environ,
+        "DRIFTCHECK_KEY_FILE": str(tmp / "hmac.key"),
+        "DRIFTCHECK_DB": f"sqlite:///{tmp / 'dc.db'}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "driftcheck", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
 
 
 def findings(report: Path) -> set[tuple[str, str, str]]:
@@ -120,8 +135,7 @@ def test_show_and_hosts(lab: Lab, clean_pair: tuple[Path, list[str]]) -> None:
     shown = driftcheck(tmp, "show", "stg-web1", "-i", str(tmp / "inv.yaml"), "-c", "sysctl")
     assert shown.returncode == 0, shown.stderr
     assert "net.core.somaxconn\t1234" in shown.stdout.splitlines()
-    raw = driftcheck(tmp, "show", "prod-web1", "-i", str(tmp / "inv.yaml"), "-c", "files",
-                     "--raw")
+    raw = driftcheck(tmp, "show", "prod-web1", "-i", str(tmp / "inv.yaml"), "-c", "files", "--raw")
     assert "|workers = 4" in raw.stdout and SECRETS[0] not in raw.stdout
     listed = driftcheck(tmp, "hosts", "-i", str(tmp / "inv.yaml"))
     assert listed.returncode == 0

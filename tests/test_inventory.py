@@ -54,8 +54,12 @@ def test_example_inventory_is_valid() -> None:
 def test_defaults_apply_and_hosts_override() -> None:
     inv = parse_inventory(GOOD, Path("inv.yaml"))
     web = inv.host("stg-web1")
-    assert (web.user, web.port, web.known_hosts, web.transport) == ("root", 2222, Path("/tmp/kh"),
-                                                                  "ssh")
+    assert (web.user, web.port, web.known_hosts, web.transport) == (
+        "root",
+        2222,
+        Path("/tmp/kh"),
+        "ssh",
+    )
     assert web.command_timeout == 120 and web.connect_timeout == 10
     db = inv.host("stg-db1")
     assert db.transport == "local" and db.address == "stg-db1"
@@ -65,26 +69,42 @@ def test_defaults_apply_and_hosts_override() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("port: 2222}", "prot: 2222}"), "inv.yaml:12: environments.staging.hosts.stg-web1: "
-                                         "unknown key 'prot'"),
+        (
+            ("port: 2222}", "prot: 2222}"),
+            "inv.yaml:12: environments.staging.hosts.stg-web1: unknown key 'prot'",
+        ),
         (("port: 22\n", "port: twenty\n"), "inv.yaml:3: defaults.port:"),
         (("port: 22\n", "port: 70000\n"), "inv.yaml:3: defaults.port:"),
-        (("roles: [db], transport: local", "roles: [cache]"),
-         "inv.yaml:13: role 'cache' of host 'stg-db1' has no host in the reference environment"),
-        (("files: [/etc/nginx/nginx.conf]", "files: [etc/nginx.conf]"),
-         "inv.yaml:18: collect.files has relative path 'etc/nginx.conf'; write it as an absolute "
-         "path such as /etc/nginx.conf"),
-        (("stg-db1:", "prod-db1:"), "inv.yaml:13: host 'prod-db1' is also defined in environment "
-                                    "'production'"),
-        (("reference: production", "reference: prod"), "inv.yaml:15: compare.reference 'prod' is "
-                                                       "not an environment"),
+        (
+            ("roles: [db], transport: local", "roles: [cache]"),
+            "inv.yaml:13: role 'cache' of host 'stg-db1' has no host in the reference environment",
+        ),
+        (
+            ("files: [/etc/nginx/nginx.conf]", "files: [etc/nginx.conf]"),
+            "inv.yaml:18: collect.files has relative path 'etc/nginx.conf'; "
+            "write it as an absolute path such as /etc/nginx.conf",
+        ),
+        (
+            ("stg-db1:", "prod-db1:"),
+            "inv.yaml:13: host 'prod-db1' is also defined in environment 'production'",
+        ),
+        (
+            ("reference: production", "reference: prod"),
+            "inv.yaml:15: compare.reference 'prod' is not an environment",
+        ),
         (("targets: [staging]", "targets: [staging, qa]"), "inv.yaml:16: compare.targets has 'qa'"),
-        (("transport: local", "transport: telnet"), "inv.yaml:13: environments.staging.hosts."
-                                                    "stg-db1.transport:"),
-        (("roles: [web], port", "roles: [], port"), "inv.yaml:12: environments.staging.hosts."
-                                                    "stg-web1.roles:"),
-        (("  user: root\n", "  user: root\n  colour: blue\n"), "inv.yaml:3: defaults: unknown key "
-                                                               "'colour'"),
+        (
+            ("transport: local", "transport: telnet"),
+            "inv.yaml:13: environments.staging.hosts.stg-db1.transport:",
+        ),
+        (
+            ("roles: [web], port", "roles: [], port"),
+            "inv.yaml:12: environments.staging.hosts.stg-web1.roles:",
+        ),
+        (
+            ("  user: root\n", "  user: root\n  colour: blue\n"),
+            "inv.yaml:3: defaults: unknown key 'colour'",
+        ),
     ],
 )
 def test_mistakes_name_line_and_fix(change: tuple[str, str], expected: str) -> None:
@@ -102,7 +122,7 @@ def test_duplicate_host_in_one_environment_is_caught() -> None:
 
 
 def test_missing_section() -> None:
-    assert "required key 'compare' is missing" in error_of(GOOD.split("compare:")[0])
+    assert "required key 'compare' is missing" in error_of(GOOD.split("compare:", maxsplit=1)[0])
 
 
 def test_yaml_syntax_error_has_a_line() -> None:

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from driftcheck.collectors import BY_NAME
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -12,12 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_ruff_clean() -> None:
     ruff = shutil.which("ruff")
     assert ruff, "ruff is a test dependency: pip install -e '.[test]'"
-    proc = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [ruff, "check", "--no-cache", str(ROOT)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_mypy_strict_clean() -> None:
-    proc = subprocess.run([str(ROOT / ".ci" / "typecheck")], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [str(ROOT / ".ci" / "typecheck")], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

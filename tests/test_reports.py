@@ -9,24 +9,39 @@ import re
 from html.parser import HTMLParser
 
 from driftcheck.collectors import BY_NAME
+from driftcheck.reports import RENDERERS, Format, render
+
 from driftcheck.drift import DriftReport, compare
 from driftcheck.model import HostStatus
-from driftcheck.reports import RENDERERS, Format, render
 from tests.helpers import inventory, snapshot
 
 HOSTILE = '<script>alert(1)</script>" onmouseover="alert(2)'
 
 
 def sample() -> DriftReport:
-    inv = inventory({"prod1": ("production", ["web"]), "stg1": ("staging", ["web"]),
-                     "stg2": ("staging", ["web"])})
-    ref = {"/etc/app.conf": {"type": "file", "mode": "0644", "owner": "root", "group": "root",
-                             "size": 4, "sha256": "ab" * 32, "content": "a=1\n"}}
-    tgt = {"/etc/app.conf": {**ref["/etc/app.conf"], "mode": "0600",
-                             "content": f"a=1\n{HOSTILE}\n"}}
+    inv = inventory(
+        {
+            "prod1": ("production", ["web"]),
+            "stg1": ("staging", ["web"]),
+            "stg2": ("staging", ["web"]),
+        }
+    )
+    ref = {
+        "/etc/app.conf": {
+            "type": "file",
+            "mode": "0644",
+            "owner": "root",
+            "group": "root",
+            "size": 4,
+            "sha256": "ab" * 32,
+            "content": "a=1\n",
+        }
+    }
+    tgt = {
+        "/etc/app.conf": {**ref["/etc/app.conf"], "mode": "0600", "content": f"a=1\n{HOSTILE}\n"}
+    }
     snaps = {
-        "prod1": snapshot("prod1", "production", ["web"], {"files": ref,
-                                                            "sysctl": {HOSTILE: "1"}}),
+        "prod1": snapshot("prod1", "production", ["web"], {"files": ref, "sysctl": {HOSTILE: "1"}}),
         "stg1": snapshot("stg1", "staging", ["web"], {"files": tgt, "sysctl": {}}),
         "stg2": snapshot("stg2", "staging", ["web"], {}, HostStatus.FAILED, f"refused {HOSTILE}"),
     }
@@ -46,7 +61,10 @@ def test_json_contract() -> None:
     assert data["summary"]["verdict"] == "drift, incomplete"
     assert data["summary"]["exit_code"] == 5
     assert {h["name"]: h["status"] for h in data["hosts"]} == {
-        "prod1": "ok", "stg1": "ok", "stg2": "failed"}
+        "prod1": "ok",
+        "stg1": "ok",
+        "stg2": "failed",
+    }
     for f in data["findings"]:
         assert {"role", "collector", "key", "state", "values"} <= set(f)
     by_key = {(f["collector"], f["key"]): f for f in data["findings"]}

@@ -61,8 +61,9 @@ def test_failed_sections_keep_status_and_error(tmp_path: Path) -> None:
     store = store_at(tmp_path)
     run = store.start_run("inv.yaml", "t0")
     sec = SectionResult("packages", SectionStatus.TIMEOUT, error="section timed out", rc="124")
-    store.add_snapshot(run, snapshot("h1", "staging", ["web"], {"packages": sec},
-                                     HostStatus.PARTIAL, "slow"))
+    store.add_snapshot(
+        run, snapshot("h1", "staging", ["web"], {"packages": sec}, HostStatus.PARTIAL, "slow")
+    )
     store.finish_run(run, "t1")
     got = store.snapshots(run)["h1"]
     assert got.status is HostStatus.PARTIAL and got.error == "slow"
