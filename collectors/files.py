@@ -26,7 +26,7 @@ for p in {paths}; do
   elif [ "$(tr -d '\\000' < "$p" | wc -c)" -ne "$size" ]; then kind=binary
   else kind=text; fi
   printf 'F\\tfile\\t%s\\t%s\\t%s\\t%s\\n' "$meta" "${{sum%% *}}" "$kind" "$p"
-  [ "$kind" = text ] && awk '{{print "|" $0}}' "$p"
+  if [ "$kind" = text ]; then awk '{{print "|" $0}}' "$p"; fi
 done
 """
 
