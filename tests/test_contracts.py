@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from driftcheck.collectors import BY_NAME, REGISTRY, Collector
 
+from driftcheck.collectors import BY_NAME, REGISTRY, Collector
 from driftcheck.inventory import CollectSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"

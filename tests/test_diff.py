@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from driftcheck.collectors import BY_NAME, REGISTRY
-
 from driftcheck.drift import WHOLE, DriftReport, State, compare
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from tests.helpers import inventory, snapshot

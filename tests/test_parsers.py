@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from driftcheck.collectors import BY_NAME
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -9,10 +9,9 @@ import re
 from html.parser import HTMLParser
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.reports import RENDERERS, Format, render
-
 from driftcheck.drift import DriftReport, compare
 from driftcheck.model import HostStatus
+from driftcheck.reports import RENDERERS, Format, render
 from tests.helpers import inventory, snapshot
 
 HOSTILE = '<script>alert(1)</script>" onmouseover="alert(2)'

@@ -1,0 +1,51 @@
+"""Every collector's shell runs cleanly on this real Debian machine (local transport).
+
+Parsers are covered by fixtures; this checks the other half of a collector: the
+sh it sends exits 0 and produces something its parser understands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftcheck.collectors import BY_NAME, REGISTRY, Collector
+from driftcheck.inventory import CollectSettings
+from driftcheck.model import SectionStatus
+from driftcheck.script import Section, build_script, new_marker, split_output
+from driftcheck.transports.local import LocalTransport
+
+
+def run_section(collector: Collector, settings: CollectSettings) -> tuple[SectionStatus, str]:
+    marker = new_marker()
+    section = Section(collector.name, collector.shell(settings), 60, collector.requires)
+    result = LocalTransport().run(build_script([section], marker), 120)
+    raw = split_output(result.stdout, result.stderr, marker, [collector.name])[collector.name]
+    return raw.status, raw.stdout
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> CollectSettings:
+    (tmp_path / "text.conf").write_text("a = 1\n")
+    (tmp_path / "blob.bin").write_bytes(b"\0\1\2")
+    return CollectSettings(
+        files=(str(tmp_path / "text.conf"), str(tmp_path / "absent"), str(tmp_path / "blob.bin")),
+        apps=(("echo", "echo 1.0"),),
+    )
+
+
+@pytest.mark.parametrize("collector", REGISTRY, ids=lambda c: c.name)
+def test_shell_exits_zero_and_parses(collector: Collector, settings: CollectSettings) -> None:
+    status, stdout = run_section(collector, settings)
+    assert status is SectionStatus.OK, stdout
+    assert collector.parse(stdout).facts
+
+
+def test_files_section_ok_when_last_path_is_binary(settings: CollectSettings) -> None:
+    status, stdout = run_section(BY_NAME["files"], settings)
+    facts = BY_NAME["files"].parse(stdout).facts
+    assert status is SectionStatus.OK
+    assert facts[settings.files[2]]["content_note"] == "binary file"
+    assert facts[settings.files[0]]["content"] == "a = 1\n"
+    assert settings.files[1] not in facts
