@@ -70,7 +70,7 @@ def _groups(report: DriftReport) -> list[dict[str, Any]]:
         per_collector: dict[str, list[Finding]] = by_role[role]
         # The whole-host group (unreachable hosts) comes first.
         names = sorted(per_collector, key=lambda name: name != WHOLE)
-        collectors = [
+        collectors: list[dict[str, Any]] = [
             {"name": name, "findings": sorted(per_collector[name], key=_finding_order)}
             for name in names
         ]
