@@ -13,9 +13,18 @@ from .base import Collector, scrub_prefixed
 # that no content line can look like a header:
 #   F<TAB>absent|unreadable<TAB>PATH
 #   F<TAB>file|directory|other<TAB>MODE OWNER GROUP SIZE<TAB>SHA256|-<TAB>text|binary|large<TAB>PATH
+# and, after the content of a text file whose last line has no newline, "N<TAB>noeol".
 _LOOP = """\
 for p in {paths}; do
-  if [ ! -e "$p" ]; then printf 'F\\tabsent\\t%s\\n' "$p"; continue; fi
+  if [ ! -e "$p" ]; then
+    # [ -e ] is also false when a parent directory cannot be searched: that is
+    # "unreadable" (unknown), not "absent" (which would be reported as missing).
+    case $(stat -L -c %a -- "$p" 2>&1 >/dev/null) in
+      *"ermission denied"*) printf 'F\\tunreadable\\t%s\\n' "$p" ;;
+      *) printf 'F\\tabsent\\t%s\\n' "$p" ;;
+    esac
+    continue
+  fi
   if [ ! -r "$p" ]; then printf 'F\\tunreadable\\t%s\\n' "$p"; continue; fi
   meta=$(stat -L -c '%a %U %G %s' -- "$p") || {{ printf 'F\\tunreadable\\t%s\\n' "$p"; continue; }}
   if [ -d "$p" ]; then printf 'F\\tdirectory\\t%s\\t-\\t-\\t%s\\n' "$meta" "$p"; continue; fi
@@ -26,7 +35,10 @@ for p in {paths}; do
   elif [ "$(tr -d '\\000' < "$p" | wc -c)" -ne "$size" ]; then kind=binary
   else kind=text; fi
   printf 'F\\tfile\\t%s\\t%s\\t%s\\t%s\\n' "$meta" "${{sum%% *}}" "$kind" "$p"
-  if [ "$kind" = text ]; then awk '{{print "|" $0}}' "$p"; fi
+  if [ "$kind" = text ]; then
+    awk '{{print "|" $0}}' "$p"
+    if [ -n "$(tail -c 1 "$p")" ]; then printf 'N\\tnoeol\\n'; fi
+  fi
 done
 """
 
@@ -54,19 +66,25 @@ def parse(raw: str) -> ParseResult:
     current: dict[str, object] | None = None
     lines: list[str] = []
 
+    noeol = False
+
     def finish() -> None:
         if current is not None and current.get("content") == "":
-            current["content"] = "\n".join(lines) + ("\n" if lines else "")
+            text = "\n".join(lines)
+            current["content"] = text if noeol or not lines else text + "\n"
 
     for line in raw.split("\n"):
         if line.startswith("|"):
             if current is not None:
                 lines.append(line[1:])
             continue
+        if line == "N\tnoeol":
+            noeol = True
+            continue
         if not line.startswith("F\t"):
             continue
         finish()
-        current, lines = None, []
+        current, lines, noeol = None, [], False
         parts = line.split("\t")
         kind = parts[1] if len(parts) > 2 else ""
         if kind in ("absent", "unreadable") and len(parts) >= 3:

@@ -29,7 +29,10 @@ def parse(raw: str) -> ParseResult:
     for line in raw.splitlines():
         key, sep, value = line.partition("=")
         key = key.strip()
-        if not sep or not key or key.startswith("#") or " " in key:
+        # The shell prefixes every os-release line, comments included, so look
+        # at the name after the prefix.
+        name = key.removeprefix("os_release.")
+        if not sep or not name or name.startswith("#") or " " in key:
             continue
         if key.startswith("os_release."):
             try:
