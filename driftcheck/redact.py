@@ -72,6 +72,11 @@ _ABOUT_A_SECRET = frozenset(
         "policy",
     }
 )
+# Every line that any rule below could change contains one of these; lines
+# without them (most of sysctl -a or a config file) skip the expensive rules.
+_CANDIDATE = re.compile(
+    r"pass|pwd|secret|token|cred|key|auth|cookie|salt|://", re.IGNORECASE
+)
 _WORD_SPLIT = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -134,6 +139,8 @@ class Redactor:
 
     def scrub_line(self, line: str) -> str:
         """Redact secret assignments, URL passwords and XML secret elements in one line."""
+        if not _CANDIDATE.search(line):
+            return line  # the common case, decided by one cheap search
         line = _URL_CREDENTIALS.sub(lambda m: m["head"] + self._value(m["pw"]), line)
         line = _XML_SECRET.sub(lambda m: m["open"] + self._value(m["value"]) + m["close"], line)
         m = _ASSIGNMENT.match(line)

@@ -196,6 +196,10 @@ class Store:
 
     def _put_blob(self, s: Session, payload: bytes) -> str:
         digest = hashlib.sha256(payload).hexdigest()
+        # Unchanged since the last run (the nightly common case): nothing to write,
+        # and no need to compress it again.
+        if s.scalar(select(Blob.hash).where(Blob.hash == digest)) is not None:
+            return digest
         values = {"hash": digest, "size": len(payload), "data": zlib.compress(payload, 6)}
         if self.engine.dialect.name == "postgresql":
             s.execute(postgresql.insert(Blob).values(**values).on_conflict_do_nothing())
