@@ -95,6 +95,8 @@ def collect_host(
     complete = [s for s in snap.sections.values() if s.status.complete]
     if result.timed_out:
         snap.error = f"collection did not finish within command_timeout ({host.command_timeout:g}s)"
+    elif result.cut_short:
+        snap.error = f"collection cut short: {result.cut_short}"
     elif result.rc not in (0, None):
         snap.error = f"collection script exited with status {result.rc}"
     if len(complete) == len(snap.sections):

@@ -12,12 +12,17 @@ REMOTE_COMMAND = "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C sh -s"
 
 @dataclass(frozen=True)
 class CommandResult:
-    """Exit status (None when it never finished), raw stdout and stderr bytes."""
+    """Exit status (None when it never finished), raw stdout and stderr bytes.
+
+    ``cut_short`` says why reading stopped early ("timeout", or the output limit);
+    the output is then partial and its unfinished sections count as truncated.
+    """
 
     rc: int | None
     stdout: bytes
     stderr: bytes
     timed_out: bool = False
+    cut_short: str = ""
 
 
 class TransportError(Exception):

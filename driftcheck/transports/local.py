@@ -27,7 +27,7 @@ class LocalTransport:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
-            return CommandResult(None, out or b"", err or b"", timed_out=True)
+            return CommandResult(None, out or b"", err or b"", timed_out=True, cut_short="timeout")
         return CommandResult(proc.returncode, out, err)
 
     def close(self) -> None:

@@ -28,6 +28,8 @@ from driftcheck.inventory import Host
 from .base import REMOTE_COMMAND, CommandResult, TransportError
 
 _CHUNK = 65536
+#: More output than this from one host is a runaway command, not facts.
+MAX_OUTPUT = 256 * 1024 * 1024
 
 
 @dataclass
@@ -213,35 +215,55 @@ class SSHTransport:
         if transport is None:  # pragma: no cover - paramiko just connected it
             raise TransportError("SSH transport closed right after connecting")
         deadline = time.monotonic() + timeout
+        # paramiko's exec_command and sendall can wait forever on a server that
+        # stops answering after login; closing the transport at the deadline
+        # unblocks every such wait.
+        watchdog = threading.Timer(timeout + 1.0, transport.close)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return self._exchange(transport, script, deadline)
+        finally:
+            watchdog.cancel()
+
+    def _exchange(
+        self, transport: paramiko.Transport, script: str, deadline: float
+    ) -> CommandResult:
         try:
             chan = transport.open_session(timeout=self.host.connect_timeout)
+            chan.settimeout(max(0.1, deadline - time.monotonic()))
             chan.exec_command(REMOTE_COMMAND)
             chan.sendall(script.encode())
             chan.shutdown_write()
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            if time.monotonic() >= deadline:
+                return CommandResult(None, b"", b"", timed_out=True)
             raise TransportError(f"could not start the collection command: {exc}") from None
         out, err = bytearray(), bytearray()
-        timed_out = False
+        cut = ""
         while True:
             if chan.recv_ready():
                 out += chan.recv(_CHUNK)
-                continue
-            if chan.recv_stderr_ready():
+            elif chan.recv_stderr_ready():
                 err += chan.recv_stderr(_CHUNK)
-                continue
-            if chan.eof_received or chan.closed:
+            elif chan.eof_received or chan.closed:
                 break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
+            else:
+                # The channel's fileno is a pipe paramiko signals on data, EOF and close.
+                select.select([chan], [], [], max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                cut = "timeout"
                 break
-            # The channel's fileno is a pipe paramiko signals on data, EOF and close.
-            select.select([chan], [], [], remaining)
+            if len(out) + len(err) > MAX_OUTPUT:
+                cut = f"output over {MAX_OUTPUT >> 20} MiB"
+                break
         rc: int | None = None
-        if not timed_out and chan.status_event.wait(max(0.0, deadline - time.monotonic())):
+        if not cut and chan.status_event.wait(max(0.0, deadline - time.monotonic())):
             rc = chan.exit_status
         chan.close()
-        return CommandResult(rc, bytes(out), bytes(err), timed_out=timed_out or rc is None)
+        if rc is None and not cut:
+            cut = "timeout"
+        return CommandResult(rc, bytes(out), bytes(err), timed_out=cut == "timeout", cut_short=cut)
 
     def close(self) -> None:
         """Close the SSH connection if it was opened."""
