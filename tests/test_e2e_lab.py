@@ -46,6 +46,8 @@ SPECS = [
     LabHostSpec("stg-down", "staging", fault="down"),
     LabHostSpec("stg-hung", "staging", fault="hang"),
     LabHostSpec("stg-rekeyed", "staging", fault="wrong_host_key"),
+    # Logs in, then never runs our command: a login script that hangs.
+    LabHostSpec("stg-stuck", "staging", files={"/root/.bashrc": "sleep 3600\n"}),
 ]
 
 
@@ -56,8 +58,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield running
 
 
-def write_inventory(lab: Lab, path: Path, hosts: set[str]) -> Path:
+def write_inventory(lab: Lab, path: Path, hosts: set[str], **defaults: Any) -> Path:
     inv: dict[str, Any] = lab.inventory(COLLECT)
+    inv["defaults"].update(defaults)
     for env in inv["environments"].values():
         env["hosts"] = {n: h for n, h in env["hosts"].items() if n in hosts}
     path.write_text(yaml.safe_dump(inv, sort_keys=False))
@@ -143,13 +146,13 @@ def test_show_and_hosts(lab: Lab, clean_pair: tuple[Path, list[str]]) -> None:
 
 
 def test_unreachable_hosts_are_incomplete_with_the_reason(lab: Lab, tmp_path: Path) -> None:
-    inv = write_inventory(lab, tmp_path / "inv.yaml", {s.name for s in SPECS})
+    inv = write_inventory(lab, tmp_path / "inv.yaml", {s.name for s in SPECS}, command_timeout=6)
     started = time.monotonic()
     run = driftcheck(tmp_path, "check", "-i", str(inv), "-o", str(tmp_path / "r.json"))
     elapsed = time.monotonic() - started
     assert run.returncode == 5, run.stderr  # drift (1) + incomplete (4)
-    # connect_timeout is 5 s: the hung host must not hold the run much longer.
-    assert elapsed < 20
+    # connect_timeout 5 s, command_timeout 6 s: no bad host holds the run longer.
+    assert elapsed < 15
     data = json.loads((tmp_path / "r.json").read_text())
     hosts = {h["name"]: h for h in data["hosts"]}
     assert hosts["prod-web1"]["status"] == hosts["stg-web1"]["status"] == "ok"
@@ -159,8 +162,11 @@ def test_unreachable_hosts_are_incomplete_with_the_reason(lab: Lab, tmp_path: Pa
     assert "no SSH banner" in hosts["stg-hung"]["error"]
     assert hosts["stg-rekeyed"]["status"] == "failed"
     assert "does not match" in hosts["stg-rekeyed"]["error"]
+    assert hosts["stg-stuck"]["status"] == "failed"
+    assert "did not finish within command_timeout (6s)" in hosts["stg-stuck"]["error"]
     whole = [f for f in data["findings"] if f["key"] == "*"]
-    assert len(whole) == 1 and set(whole[0]["reasons"]) == {"stg-down", "stg-hung", "stg-rekeyed"}
+    assert len(whole) == 1
+    assert set(whole[0]["reasons"]) == {"stg-down", "stg-hung", "stg-rekeyed", "stg-stuck"}
     # The healthy pair's drift is still found despite the bad hosts.
     assert ("sysctl", "net.core.somaxconn", "changed") in findings(tmp_path / "r.json")
     assert "incomplete: stg-down: connection refused" in run.stderr
