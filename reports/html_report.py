@@ -56,6 +56,17 @@ def _finding_order(finding: Finding) -> tuple[bool, str]:
     return (finding.key != WHOLE, finding.key)
 
 
+def _unknown_hosts(per_collector: dict[str, list[Finding]]) -> dict[str, list[str]]:
+    """collector -> hosts whose data for it is unknown (so never "same as reference")."""
+    whole_hosts = [h for f in per_collector.get(WHOLE, []) for h in f.reasons]
+    unknown: dict[str, list[str]] = defaultdict(lambda: list(whole_hosts))
+    for name, findings in per_collector.items():
+        unknown[name] = whole_hosts + [
+            h for f in findings if f.key == WHOLE for h in f.reasons
+        ]
+    return unknown
+
+
 def _groups(report: DriftReport) -> list[dict[str, Any]]:
     """Findings grouped by role, then collector, with the host columns of each role."""
     by_role: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
@@ -75,7 +86,8 @@ def _groups(report: DriftReport) -> list[dict[str, Any]]:
             for name in names
         ]
         groups.append(
-            {"role": role, "columns": columns, "references": refs, "collectors": collectors}
+            {"role": role, "columns": columns, "references": refs, "collectors": collectors,
+             "unknown": _unknown_hosts(by_role[role])}
         )
     return groups
 

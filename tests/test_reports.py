@@ -112,3 +112,6 @@ def test_html_shows_summary_then_values_side_by_side() -> None:
     assert page.index("Summary") < page.index("Role web")
     assert "mode 0600" in page and "mode 0644" in page
     assert "+&lt;script&gt;" in page  # the content diff line, escaped
+    # stg2 could not be collected: it is never shown as matching the reference.
+    assert "same as reference" not in page
+    assert page.count(">not collected<") == 2  # its files and sysctl cells
