@@ -180,3 +180,26 @@ def test_changed_host_key_is_refused_before_any_command(lab: Lab, tmp_path: Path
     # sshd logs every login; the client hung up before authenticating.
     log = lab.log_text("stg-rekeyed")
     assert "[preauth]" in log and "Accepted" not in log
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("missing", "does not exist or is not readable"),
+        ("stranger", "authentication as 'root' failed with key"),
+    ],
+)
+def test_bad_identity_is_reported_per_host(
+    lab: Lab, tmp_path: Path, key: str, message: str
+) -> None:
+    identity = tmp_path / key
+    if key == "stranger":
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(identity)], check=True
+        )
+    inv = write_inventory(
+        lab, tmp_path / "inv.yaml", {"prod-web1", "stg-web1"}, identity_file=str(identity)
+    )
+    run = driftcheck(tmp_path, "collect", "-i", str(inv))
+    assert run.returncode == 4
+    assert run.stderr.count(message) == 2, run.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 import select
 import socket
 import threading
@@ -135,6 +136,11 @@ class SSHTransport:
 
     def _connect(self) -> fabric.Connection:
         h = self.host
+        if h.identity_file is not None and not os.access(h.identity_file, os.R_OK):
+            raise TransportError(
+                f"identity_file {h.identity_file} does not exist or is not readable; "
+                "fix the path in the inventory"
+            )
         try:
             sock = socket.create_connection((h.address, h.port), timeout=h.connect_timeout)
         except ConnectionRefusedError:
@@ -182,6 +188,12 @@ class SSHTransport:
                 f"host key for {self._target()} does not match {h.known_hosts} (offered "
                 f"{_fingerprint(exc.key)}, expected {_fingerprint(exc.expected_key)}); refusing "
                 "to connect. If the host was reinstalled, verify and update known_hosts"
+            ) from None
+        except paramiko.PasswordRequiredException:
+            sock.close()
+            raise TransportError(
+                f"identity_file {key_file} is encrypted; load it into ssh-agent and remove "
+                "identity_file from the inventory"
             ) from None
         except paramiko.AuthenticationException:
             sock.close()
