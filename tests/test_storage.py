@@ -3,22 +3,47 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from driftcheck.errors import DriftcheckError
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from driftcheck.storage import Store
 from tests.helpers import snapshot
+from tests.postgres import postgres_server
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
 
 
 def store_at(tmp_path: Path) -> Store:
     return Store(f"sqlite:///{tmp_path / 'dc.db'}")
 
 
-def test_round_trip(tmp_path: Path) -> None:
-    store = store_at(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same behaviour on both supported databases (a fresh database each test)."""
+    if request.param == "sqlite":
+        yield store_at(tmp_path)
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"t{tmp_path.name.replace('-', '_').lower()}"[:60]
+    with engine.connect() as con:
+        con.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    s = Store(url.replace("/postgres?", f"/{name}?"))
+    yield s
+    s.close()
+
+
+def test_round_trip(store: Store) -> None:
     run = store.start_run("inv.yaml", "t0")
     facts = {"k": "v", "nested": {"a": [1, 2]}}
     snap = snapshot("h1", "production", ["web"], {"sysctl": facts})
@@ -31,8 +56,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert store.latest_snapshot("h1", raw=True).sections["sysctl"].raw == "k = v\n"  # type: ignore[union-attr]
 
 
-def test_unfinished_runs_are_never_reported(tmp_path: Path) -> None:
-    store = store_at(tmp_path)
+def test_unfinished_runs_are_never_reported(store: Store) -> None:
     done = store.start_run("inv.yaml", "t0")
     store.add_snapshot(done, snapshot("h1", "production", ["web"], {"os": {"a": "1"}}))
     store.finish_run(done, "t1")
@@ -43,8 +67,7 @@ def test_unfinished_runs_are_never_reported(tmp_path: Path) -> None:
     assert store.latest_snapshot("h1").sections["os"].facts == {"a": "1"}  # type: ignore[union-attr]
 
 
-def test_unchanged_sections_are_not_stored_again(tmp_path: Path) -> None:
-    store = store_at(tmp_path)
+def test_unchanged_sections_are_not_stored_again(store: Store) -> None:
     facts = {f"net.key{i}": str(i) for i in range(2000)}
     for night in range(5):
         run = store.start_run("inv.yaml", f"t{night}")
@@ -52,13 +75,12 @@ def test_unchanged_sections_are_not_stored_again(tmp_path: Path) -> None:
         snap.sections["sysctl"].raw = "\n".join(f"{k} = {v}" for k, v in facts.items())
         store.add_snapshot(run, snap)
         store.finish_run(run, f"t{night}")
-    db = sqlite3.connect(tmp_path / "dc.db")
-    assert db.execute("select count(*) from blobs").fetchone() == (2,)  # facts + raw, once
-    assert db.execute("select count(*) from sections").fetchone() == (5,)
+    with store.engine.connect() as db:
+        assert db.execute(text("select count(*) from blobs")).scalar() == 2  # facts + raw, once
+        assert db.execute(text("select count(*) from sections")).scalar() == 5
 
 
-def test_failed_sections_keep_status_and_error(tmp_path: Path) -> None:
-    store = store_at(tmp_path)
+def test_failed_sections_keep_status_and_error(store: Store) -> None:
     run = store.start_run("inv.yaml", "t0")
     sec = SectionResult("packages", SectionStatus.TIMEOUT, error="section timed out", rc="124")
     store.add_snapshot(
