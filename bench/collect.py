@@ -30,8 +30,9 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(label: str, inv_path: Path, collectors: tuple[Collector, ...], rounds: int,
-            jobs: int, tmp: Path) -> None:
+def measure(
+    label: str, inv_path: Path, collectors: tuple[Collector, ...], rounds: int, jobs: int, tmp: Path
+) -> None:
     inventory = load_inventory(inv_path)
     store = Store(f"sqlite:///{tmp / (label + '.db')}")
     redactor = Redactor(b"b" * 32)
@@ -45,8 +46,10 @@ def measure(label: str, inv_path: Path, collectors: tuple[Collector, ...], round
         hosts += len(snaps)
         bad = [s.host for s in snaps if s.status is not HostStatus.OK]
         assert not bad, f"incomplete hosts: {bad}"
-    print(f"{label:<22} {hosts:5d} host collections  {hosts / wall:7.1f} hosts/s  "
-          f"{used / hosts * 1000:6.1f} ms controller CPU/host  {wall / rounds:6.2f} s/round")
+    print(
+        f"{label:<22} {hosts:5d} host collections  {hosts / wall:7.1f} hosts/s  "
+        f"{used / hosts * 1000:6.1f} ms controller CPU/host  {wall / rounds:6.2f} s/round"
+    )
 
 
 def main() -> None:
@@ -58,11 +61,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir, Lab(Path(tmpdir) / "lab") as lab:
         tmp = Path(tmpdir)
         started = time.perf_counter()
-        lab.up([LabHostSpec(f"h{i:03d}", "production" if i % 2 else "staging")
-                for i in range(args.hosts)])
+        lab.up(
+            [
+                LabHostSpec(f"h{i:03d}", "production" if i % 2 else "staging")
+                for i in range(args.hosts)
+            ]
+        )
         print(f"lab of {args.hosts} hosts up in {time.perf_counter() - started:.1f} s")
-        inv = lab.write_inventory(tmp / "inv.yaml",
-                                  {"files": ["/etc/os-release", "/etc/passwd"]})
+        inv = lab.write_inventory(tmp / "inv.yaml", {"files": ["/etc/os-release", "/etc/passwd"]})
         measure("os only (SSH cost)", inv, (BY_NAME["os"],), args.rounds, args.jobs, tmp)
         measure("all collectors", inv, REGISTRY, args.rounds, args.jobs, tmp)
 

@@ -14,9 +14,8 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
@@ -32,10 +31,19 @@ from driftcheck.lab import (
     cleanup_stale,
     require_root,
 )
+from tests.lab_support import (
+    lab_mounts,
+    lab_netns,
+    live_lab_processes,
+    mounts_under,
+    ns_inodes,
+    spawn_python,
+    ssh,
+    wait_for,
+)
 
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[1]
 PLANTED = "/etc/driftcheck-lab-test/app.conf"
 PLANTED_TEXT = "listen = 8080\nworkers = 4\n"
 SYSCTL_KEY = "net.core.somaxconn"
@@ -64,34 +72,6 @@ SPECS = [
 # ---------------------------------------------------------------- helpers
 
 
-def ssh(
-    lab: Lab, host: str, command: str, *, connect_timeout: int = 5, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    """The system OpenSSH client with strict host key checking, as a user would run it."""
-    argv = [
-        "ssh",
-        "-F",
-        "/dev/null",
-        "-i",
-        str(lab.identity_file),
-        "-o",
-        f"UserKnownHostsFile={lab.known_hosts}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        f"ConnectTimeout={connect_timeout}",
-        "-p",
-        str(lab.hosts[host].port),
-        "root@127.0.0.1",
-        command,
-    ]
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
-    )
-
-
 def sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -114,77 +94,9 @@ def real_root_snapshot() -> dict[str, object]:
     return snap
 
 
-def proc_state(pid: int) -> str | None:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return data[data.rindex(")") + 2 :].split()[0]
-
-
-def live_lab_processes(lab_id: str, ns_inodes: set[int] | None = None) -> list[str]:
-    """Non-zombie processes that carry the lab marker or live in its namespaces."""
-    marker = f"/run/netns/{NETNS_PREFIX}{lab_id}-".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        if proc_state(pid) in (None, "Z", "X"):
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            inodes = {
-                int(re.sub(r"\D", "", os.readlink(f"/proc/{pid}/ns/{kind}")))
-                for kind in ("mnt", "net")
-            }
-        except OSError:
-            continue
-        if marker in cmdline or inodes & (ns_inodes or set()):
-            args = cmdline.replace(b"\0", b" ").decode(errors="replace")
-            found.append(f"{pid}: {args}")
-    return found
-
-
-def lab_netns(lab_id: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return [
-        line.split()[0] for line in out.splitlines() if line.startswith(f"{NETNS_PREFIX}{lab_id}-")
-    ]
-
-
-def mounts_under(path: Path) -> list[str]:
-    prefix = str(path).rstrip("/") + "/"
-    result = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        mp = line.split()[4]
-        if mp.startswith(prefix) or mp == str(path):
-            result.append(mp)
-    return result
-
-
-def lab_mounts(lab_id: str) -> list[str]:
-    """Mount points of the lab (its run dir and namespace files live under STATE_DIR)."""
-    needle = f"{NETNS_PREFIX}{lab_id}"
-    return [
-        line.split()[4]
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-        if needle in line.split()[4]
-    ]
-
-
 def ns_inode_of(lab: Lab, host: str, kind: str) -> int:
     link = lab.exec(host, ["readlink", f"/proc/self/ns/{kind}"]).stdout
     return int(re.sub(r"\D", "", link))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 # ---------------------------------------------------------------- fixtures
@@ -581,17 +493,7 @@ time.sleep(600)
 @pytest.fixture
 def killed_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
     """A lab whose process was SIGKILLed while a session and a hung connection were open."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    child = spawn_python(CHILD, str(tmp_path))
 
     def finish() -> None:
         child.kill()
@@ -627,16 +529,6 @@ def killed_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[
     info["workdir"] = str(tmp_path)
     info["session"] = session
     yield info
-
-
-def ns_inodes(lab_id: str) -> set[int]:
-    """Inodes of the lab's network and mount namespaces, from their bind mounts."""
-    paths = [f"/run/netns/{name}" for name in lab_netns(lab_id)]
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        mp = line.split()[4]
-        if re.fullmatch(rf"{STATE_DIR}/{NETNS_PREFIX}{lab_id}/\d+\.(mnt|uts)", mp):
-            paths.append(mp)
-    return {os.stat(p).st_ino for p in paths}
 
 
 def assert_leftovers(info: dict[str, object]) -> None:

@@ -1,0 +1,267 @@
+"""Building one lab host: namespaces, overlay root, keys, files, packages, sysctls, listener.
+
+A host is
+
+* its own network namespace (only ``lo``, up), so every ``net.*`` sysctl can
+  differ per host;
+* a persistent mount + UTS namespace, kept alive by bind-mounting the
+  namespace files under the lab's private run dir, holding an overlayfs root
+  whose lower layer is the real ``/`` and whose upper layer is a directory of
+  the lab: every write inside the host (files, the dpkg database of packages
+  installed there) lands in that upper directory, never in the real root;
+* its own hostname and its own, freshly generated, ed25519 host key;
+* a ``socat`` listener on 127.0.0.1 that runs ``sshd -i`` inside the host's
+  namespaces for each connection (or, for faults, a sleeper or a port that
+  is held but never listened on).
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from driftcheck.lab.commands import one_line, run
+from driftcheck.lab.errors import LabError
+from driftcheck.lab.names import LAB_ADDRESS, netns_name
+from driftcheck.lab.packages import Wanted, apply_packages
+from driftcheck.lab.provision import fresh_root_home, key_only, keygen, provision_script
+from driftcheck.lab.runtime import HostRuntime
+from driftcheck.lab.spec import LabHostSpec
+from driftcheck.lab.state import LabState
+from driftcheck.lab.system import free_port, listening, start_time
+
+# sshd is started with explicit options so that config drift planted in a
+# host's /etc/ssh/sshd_config cannot lock the lab itself out.  Only the lab's
+# own host key is offered (-h), so the client always sees the per-host key.
+_SSHD_ARGS: tuple[str, ...] = (
+    "/usr/sbin/sshd",
+    "-i",
+    "-e",
+    "-h",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "-o",
+    "PermitRootLogin=prohibit-password",
+    "-o",
+    "PubkeyAuthentication=yes",
+    "-o",
+    "AuthorizedKeysFile=.ssh/authorized_keys",
+)
+# What a "hang" host runs per connection: it holds the TCP connection open and
+# never sends the SSH banner.  It runs inside the host's namespaces so teardown
+# finds it by namespace membership even after its socat parent is gone.
+_HANG_ARGS: tuple[str, ...] = ("sleep", "3600")
+# What holds the port of a "down" host: a process of its own (not this Python
+# process), so the port stays reserved when a detached lab outlives us.
+_HOLD_ARGS: tuple[str, ...] = ("sleep", "infinity")
+# socat silently truncates an address argument at 512 bytes, so the EXEC
+# command only ever uses the short, fixed-length paths under STATE_DIR.
+_SOCAT_MAX_EXEC = 480
+
+
+class HostBuilder:
+    """Builds the hosts of one lab; :meth:`build` may run in several threads at once."""
+
+    def __init__(
+        self,
+        *,
+        lab_id: str,
+        base: Path,
+        rundir: Path,
+        state: LabState,
+        identity_pub: str,
+        debs: Callable[[], Mapping[Wanted, Path]],
+    ) -> None:
+        """``debs`` blocks until the lab's package downloads are done (see fetch_debs)."""
+        self._lab_id = lab_id
+        self._base = base
+        self._rundir = rundir
+        self._state = state
+        self._identity_pub = identity_pub
+        self._debs = debs
+        self._ports: set[int] = set()
+        self._lock = threading.Lock()
+
+    def build(self, index: int, spec: LabHostSpec) -> HostRuntime:
+        """Create host number ``index``; every resource is recorded before it exists."""
+        hdir = self._base / "hosts" / spec.name
+        rt = HostRuntime(
+            spec=spec,
+            index=index,
+            netns=netns_name(self._lab_id, index),
+            mnt_file=self._rundir / f"{index}.mnt",
+            uts_file=self._rundir / f"{index}.uts",
+            hdir=hdir,
+            upper=hdir / "upper",
+            work=hdir / "work",
+            # Only a mount point; the overlay is visible inside the host's
+            # mount namespace alone.
+            root=self._rundir / str(index),
+        )
+        for d in (hdir, rt.upper, rt.work, rt.root):
+            d.mkdir(mode=0o755, exist_ok=True)
+        fresh_root_home(rt.upper)
+        self._make_namespaces(rt)
+        host_key = self._make_host_keys(rt)
+        rt.run(["/bin/sh", "-s"], input=provision_script(spec, host_key, self._identity_pub))
+        if spec.packages:
+            apply_packages(rt, self._debs)
+        if spec.sysctls:
+            self._set_sysctls(rt)
+        if spec.fault == "down":
+            self._hold_port(rt)
+        else:
+            self._start_listener(rt)
+        return rt
+
+    def _make_namespaces(self, rt: HostRuntime) -> None:
+        # 1. network namespace with lo up.
+        self._state.add("netns", rt.netns)
+        run(["ip", "netns", "add", rt.netns])
+        run(["ip", "-n", rt.netns, "link", "set", "lo", "up"])
+
+        # 2. persistent mount+UTS namespace holding the overlay root.  unshare
+        #    runs inside the host's netns so that the sysfs mounted below shows
+        #    the host's network devices.  /run and /tmp get fresh tmpfs: with
+        #    lowerdir=/ they would otherwise show whatever the real machine has
+        #    there (or nothing, when they are separate mounts).
+        rt.mnt_file.touch()
+        rt.uts_file.touch()
+        self._state.add("ns_files", str(rt.mnt_file), str(rt.uts_file))
+        self._state.add("mounts", str(rt.mnt_file), str(rt.uts_file))
+        r = shlex.quote(str(rt.root))
+        setup = "; ".join(
+            [
+                "set -e",
+                f"mount -t overlay overlay -o lowerdir=/,upperdir={shlex.quote(str(rt.upper))},"
+                f"workdir={shlex.quote(str(rt.work))} {r}",
+                f"mount -t proc proc {r}/proc",
+                f"mount -t sysfs sysfs {r}/sys",
+                f"mount --rbind /dev {r}/dev",
+                f"mount -t tmpfs -o mode=0755 tmpfs {r}/run",
+                f"mount -t tmpfs -o mode=1777 tmpfs {r}/tmp",
+                # sshd's privilege separation directory.
+                f"mkdir -m 0755 {r}/run/sshd",
+                f"hostname {shlex.quote(rt.spec.name)}",
+            ]
+        )
+        run(
+            [
+                "nsenter",
+                f"--net=/run/netns/{rt.netns}",
+                "unshare",
+                f"--mount={rt.mnt_file}",
+                f"--uts={rt.uts_file}",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                setup,
+            ]
+        )
+
+    def _make_host_keys(self, rt: HostRuntime) -> Path:
+        # The host's own ssh host key (and, for wrong_host_key, a decoy that
+        # goes into known_hosts instead).
+        keydir = self._base / "ssh" / rt.spec.name
+        keydir.mkdir(mode=0o700, exist_ok=True)
+        host_key = keydir / "ssh_host_ed25519_key"
+        rt.host_public_key = key_only(keygen(host_key, f"root@{rt.spec.name}"))
+        rt.known_hosts_key = rt.host_public_key
+        if rt.spec.fault == "wrong_host_key":
+            rt.known_hosts_key = key_only(keygen(keydir / "decoy_ed25519_key", "decoy"))
+        return host_key
+
+    def _set_sysctls(self, rt: HostRuntime) -> None:
+        # Safety net: net.* keys visible in a child netns are per-netns, but
+        # verify the real machine's values did not move, and undo if they did.
+        paths = {key: Path("/proc/sys") / key.replace(".", "/") for key in rt.spec.sysctls}
+        before = {key: p.read_text() for key, p in paths.items() if p.exists()}
+        argv = ["ip", "netns", "exec", rt.netns, "sysctl", "-q", "-w"]
+        argv += [f"{key}={value}" for key, value in rt.spec.sysctls.items()]
+        try:
+            run(argv)
+        finally:
+            for key, old in before.items():
+                if paths[key].read_text() != old:
+                    paths[key].write_text(old)
+                    raise LabError(
+                        f"sysctl {key} is not per network namespace; refused and restored"
+                    )
+
+    def _spawn(
+        self, rt: HostRuntime, argv: Sequence[str], pass_fds: Sequence[int] = ()
+    ) -> subprocess.Popen[bytes]:
+        """Start the process serving the host's port; record it; log to listener.log."""
+        with open(rt.log_path, "ab") as log:
+            # A new session keeps terminal signals for the caller (Ctrl-C in a
+            # test run) from reaching it half-way through teardown, and lets
+            # it outlive a detached lab's process.
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                pass_fds=pass_fds,
+            )
+        self._state.add_pid(proc.pid, start_time(proc.pid))
+        rt.process = proc
+        return proc
+
+    def _hold_port(self, rt: HostRuntime) -> None:
+        # A bound but never listening socket: connections are refused, and no
+        # other program (or lab) can take the port while the holder lives.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((LAB_ADDRESS, 0))
+            rt.port = int(sock.getsockname()[1])
+            with self._lock:
+                self._ports.add(rt.port)
+            # The holder runs inside the host's namespaces, so teardown finds it
+            # like any other process of the host.
+            self._spawn(rt, [*rt.enter(), *_HOLD_ARGS], pass_fds=(sock.fileno(),))
+
+    def _start_listener(self, rt: HostRuntime) -> None:
+        inner = _HANG_ARGS if rt.spec.fault == "hang" else _SSHD_ARGS
+        command = " ".join([*rt.enter(), *inner])
+        if len(command) > _SOCAT_MAX_EXEC:  # cannot happen with the fixed paths; be loud if it does
+            raise LabError(f"socat EXEC command too long ({len(command)} bytes): {command[:80]}...")
+        last_error = ""
+        for _ in range(20):
+            with self._lock:
+                port = free_port(self._ports)
+                self._ports.add(port)
+            # nofork: socat's per-connection child execs nsenter directly, so
+            # sshd gets the real TCP socket on stdin/stdout and logs the
+            # client's address instead of "UNKNOWN port 65535".
+            proc = self._spawn(
+                rt,
+                [
+                    "socat",
+                    f"TCP-LISTEN:{port},bind={LAB_ADDRESS},reuseaddr,fork",
+                    f"EXEC:{command},nofork",
+                ],
+            )
+            # Poll for readiness (no fixed sleeps): ours once socat holds the
+            # listening socket, failed if socat exits (port taken meanwhile).
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    break
+                if listening(proc.pid, port):
+                    rt.port = port
+                    return
+                time.sleep(0.002)
+            else:
+                proc.kill()
+            proc.wait()
+            last_error = one_line(rt.log_path.read_text(errors="replace"), 300)
+            if "Address already in use" not in last_error:
+                break
+        raise LabError(
+            f"socat listener for {rt.spec.name} did not start: {last_error or 'no output'}"
+        )

@@ -1,0 +1,397 @@
+"""The :class:`Lab`: a set of lab hosts brought up and torn down together."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from driftcheck.lab.commands import require_tools, run
+from driftcheck.lab.errors import LabError, require_root
+from driftcheck.lab.host import HostBuilder
+from driftcheck.lab.names import (
+    LAB_ADDRESS,
+    LAB_ID_PATTERN,
+    NETNS_PREFIX,
+    STATE_DIR,
+    new_lab_id,
+    run_dir,
+)
+from driftcheck.lab.packages import fetch_debs, installs
+from driftcheck.lab.provision import HostScript, keygen
+from driftcheck.lab.registry import cleanup_stale
+from driftcheck.lab.runtime import HostRuntime
+from driftcheck.lab.spec import LabHost, LabHostSpec, check_owner, check_path
+from driftcheck.lab.state import LabRecord, LabState
+from driftcheck.lab.system import boot_id, start_time
+from driftcheck.lab.teardown import teardown
+
+__all__ = ["Lab"]
+
+# The workdir ends up in overlayfs mount options (where "," and ":" are
+# separators) and in shell scripts: keep it to this set.
+_WORKDIR_SAFE_RE = re.compile(r"[A-Za-z0-9_./+@-]+")
+
+# Strong references on purpose: a Lab dropped without down() must still be
+# torn down at interpreter exit (unless it was detached).
+_LIVE_LABS: set[Lab] = set()
+
+
+class Lab:
+    """A set of namespace-based SSH hosts on 127.0.0.1.  Use as a context manager.
+
+    A ``Lab`` is single-use: ``up()`` once, ``down()`` (idempotent) at the end.
+    A *detached* lab keeps running after this process exits, until
+    :func:`~driftcheck.lab.stop_detached` (or this object's ``down()``).
+    """
+
+    def __init__(self, workdir: Path | None = None, *, detached: bool = False) -> None:
+        """Prepare a lab; nothing is created until :meth:`up`.
+
+        ``workdir`` holds the overlay layers, keys and logs; by default a fresh
+        temp dir is used and removed again by :meth:`down`.  With an explicit
+        ``workdir`` only the lab's own ``dclab-<id>`` subdirectory is removed.
+        ``detached=True`` is :meth:`detach` in advance.
+        """
+        self.lab_id = new_lab_id()
+        self._owns_workdir = workdir is None
+        if workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix=NETNS_PREFIX))
+        else:
+            self.workdir = Path(workdir).absolute()
+        self._base = self.workdir / f"{NETNS_PREFIX}{self.lab_id}"
+        # Short fixed-length paths for what appears in socat's EXEC command:
+        # the namespace files and the hosts' root mount points.
+        self._rundir = run_dir(self.lab_id)
+        self._sshdir = self._base / "ssh"
+        self.identity_file: Path = self._sshdir / "id_ed25519"
+        self.known_hosts: Path = self._sshdir / "known_hosts"
+        self.hosts: dict[str, LabHost] = {}
+        self._runtime: dict[str, HostRuntime] = {}
+        self._phase = "new"  # -> "starting" -> "up" -> "down"
+        self._detached = detached
+        self._state = LabState(
+            LabRecord(
+                lab_id=self.lab_id,
+                owner_pid=os.getpid(),
+                workdir=str(self.workdir),
+                identity_file=str(self.identity_file),
+                known_hosts=str(self.known_hosts),
+            )
+        )
+        _LIVE_LABS.add(self)
+
+    # -- context manager -------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # A detached lab is meant to outlive the block, unless the block failed.
+        if not self._detached or exc_type is not None:
+            self.down()
+
+    # -- detaching -------------------------------------------------------
+
+    @property
+    def detached(self) -> bool:
+        """True when the lab outlives this process (see :meth:`detach`)."""
+        return self._detached
+
+    def detach(self) -> None:
+        """Let the lab outlive this process.
+
+        It is then not torn down at interpreter exit nor by ``cleanup_stale()``
+        when this process is gone; ``stop_detached()`` removes it.  Before
+        :meth:`up` this takes effect once the lab is fully up, so a lab whose
+        process dies half-way through ``up()`` is still cleaned up as stale.
+        """
+        if self._phase == "down":
+            raise LabError(f"lab {self.lab_id} is down; there is nothing to detach")
+        self._detached = True
+        if self._phase == "up":
+            self._mark_detached()
+
+    def _mark_detached(self) -> None:
+        with self._state.change() as record:
+            record.detached = True
+        _LIVE_LABS.discard(self)
+
+    # -- up ----------------------------------------------------------------
+
+    def up(self, specs: Sequence[LabHostSpec]) -> None:
+        """Create and start every host in ``specs``; on failure nothing is left behind.
+
+        Packages the specs install are downloaded (or taken from the cache)
+        once, while the hosts are being built.
+        """
+        require_root()
+        if self._phase != "new":
+            raise LabError("a Lab can be brought up only once; create a new Lab")
+        if not specs:
+            raise LabError("a lab needs at least one host")
+        names = [s.name for s in specs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise LabError(f"duplicate lab host names: {', '.join(dupes)}")
+        require_tools()
+        if not _WORKDIR_SAFE_RE.fullmatch(str(self._base)):
+            raise LabError(
+                f"lab workdir {self.workdir} must only contain letters, digits and _ . / + @ -"
+            )
+        _cleanup_stale_with_warning()
+
+        self._phase = "starting"
+        try:
+            self._up(specs)
+        except BaseException:
+            with contextlib.suppress(LabError):
+                self.down()
+            raise
+        self._phase = "up"
+        if self._detached:
+            self._mark_detached()
+
+    def _up(self, specs: Sequence[LabHostSpec]) -> None:
+        with self._state.change() as record:
+            record.boot_id = boot_id()
+            record.owner_pid = os.getpid()
+            record.owner_start = start_time(os.getpid())
+        dirs = [str(self._rundir), str(self._base)]
+        self._state.add("dirs", *dirs, *([str(self.workdir)] if self._owns_workdir else []))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for d in (self._base, self._sshdir, self._base / "hosts", self._rundir):
+            d.mkdir(mode=0o700, exist_ok=True)
+        # Namespace files can only be bind-mounted onto a private mount
+        # (otherwise the bind would propagate and pin the namespace).
+        self._state.add("mounts", str(self._rundir))
+        run(["mount", "--bind", str(self._rundir), str(self._rundir)])
+        run(["mount", "--make-private", str(self._rundir)])
+        identity_pub = keygen(self.identity_file, f"driftcheck-lab-{self.lab_id}")
+
+        wanted = sorted({pair for spec in specs for pair in installs(spec.packages)})
+        # Hosts are independent: build them in parallel (subprocess-bound),
+        # while one more thread downloads the packages they will install.
+        with (
+            ThreadPoolExecutor(max_workers=1) as downloader,
+            ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool,
+        ):
+            debs = downloader.submit(fetch_debs, wanted)
+            builder = HostBuilder(
+                lab_id=self.lab_id,
+                base=self._base,
+                rundir=self._rundir,
+                state=self._state,
+                identity_pub=identity_pub,
+                debs=debs.result,
+            )
+            futures: list[Future[HostRuntime]] = [
+                pool.submit(builder.build, index, spec) for index, spec in enumerate(specs)
+            ]
+        # A failed download fails every host that installs packages: say it once.
+        if (failure := debs.exception()) is not None:
+            raise failure
+        for spec, fut in zip(specs, futures, strict=True):
+            if (failure := fut.exception()) is None:
+                continue
+            if not isinstance(failure, Exception):
+                raise failure  # KeyboardInterrupt and friends stay what they are
+            message = str(failure).removeprefix(f"on {spec.name}: ")
+            raise LabError(f"setting up lab host {spec.name}: {message}") from failure
+        for fut in futures:
+            rt = fut.result()
+            self._runtime[rt.spec.name] = rt
+            self.hosts[rt.spec.name] = LabHost(
+                spec=rt.spec,
+                address=LAB_ADDRESS,
+                port=rt.port,
+                host_public_key=rt.host_public_key,
+                netns=rt.netns,
+            )
+        lines = [
+            f"[{LAB_ADDRESS}]:{rt.port} {rt.known_hosts_key}\n" for rt in self._runtime.values()
+        ]
+        self.known_hosts.write_text("".join(lines))
+        with self._state.change() as record:
+            record.hosts = {name: host.port for name, host in self.hosts.items()}
+
+    # -- down ----------------------------------------------------------------
+
+    def down(self) -> None:
+        """Tear the lab down: processes, netns, mounts, dirs.  Idempotent.
+
+        Only processes of this lab are killed (recorded listener pids checked
+        by start time, plus whatever runs inside the lab's namespaces).
+        Already-gone resources are not errors; anything that really cannot be
+        removed is reported in one :class:`LabError` after all steps ran.
+        Works on a detached lab too.
+        """
+        if self._phase == "down":
+            return
+        was_started = self._phase != "new"
+        self._phase = "down"
+        _LIVE_LABS.discard(self)
+        if not was_started:
+            # Never brought up: only the temp dir made by __init__ exists.
+            if self._owns_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            return
+        _, errors = teardown(self._state.snapshot())
+        # Reap our own children so they do not linger as zombies.
+        for rt in self._runtime.values():
+            if rt.process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    rt.process.wait(timeout=5)
+        if errors:
+            raise LabError(f"lab {self.lab_id} teardown incomplete: {'; '.join(errors)}")
+
+    # -- inventory -------------------------------------------------------------
+
+    def inventory(self, collect: Mapping[str, object] | None = None) -> dict[str, Any]:
+        """The project's inventory mapping for this lab.
+
+        ``compare.reference`` is ``production`` when present (else the first
+        environment); every other environment is a target.
+        """
+        if not self.hosts:
+            raise LabError("the lab is not up")
+        envs: dict[str, dict[str, Any]] = {}
+        for host in self.hosts.values():
+            entry = {"address": host.address, "port": host.port, "roles": list(host.spec.roles)}
+            envs.setdefault(host.spec.environment, {"hosts": {}})["hosts"][host.spec.name] = entry
+        reference = "production" if "production" in envs else next(iter(envs))
+        ordered = {reference: envs[reference], **{k: v for k, v in envs.items() if k != reference}}
+        return {
+            "defaults": {
+                "user": "root",
+                "port": 22,
+                "identity_file": str(self.identity_file),
+                "known_hosts": str(self.known_hosts),
+                "connect_timeout": 5,
+                "command_timeout": 30,
+            },
+            "environments": ordered,
+            "compare": {"reference": reference, "targets": [k for k in ordered if k != reference]},
+            "collect": dict(collect) if collect is not None else {},
+        }
+
+    def write_inventory(self, path: Path, collect: Mapping[str, object] | None = None) -> Path:
+        """Write :meth:`inventory` as YAML to ``path`` and return the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            yaml.safe_dump(self.inventory(collect), sort_keys=False, default_flow_style=False)
+        )
+        return path
+
+    # -- working with hosts ----------------------------------------------------
+
+    def _host(self, host: str) -> HostRuntime:
+        if self._phase != "up" or host not in self._runtime:
+            raise LabError(
+                f"unknown lab host {host!r} (lab hosts: {', '.join(self._runtime) or 'none'})"
+            )
+        return self._runtime[host]
+
+    def exec(
+        self,
+        host: str,
+        argv: Sequence[str],
+        check: bool = True,
+        *,
+        input: str | None = None,
+        timeout: float = 120.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside ``host`` (its namespaces and chroot), as root.
+
+        Works for every host, faulty ones included.  With ``check`` a non-zero
+        exit raises :class:`LabError` naming the command and its stderr.
+        """
+        return self._host(host).run(argv, input=input, timeout=timeout, check=check)
+
+    def write_file(
+        self, host: str, path: str, content: str, mode: int | None = None, owner: str | None = None
+    ) -> None:
+        """Create or replace a file inside ``host`` (from within its chroot)."""
+        check_path(host, path)
+        script = HostScript()
+        script.put(path, content.encode(), mode)
+        if owner is not None:
+            script.chown(path, check_owner(owner, ""))
+        self.exec(host, ["/bin/sh", "-s"], input=script.text())
+
+    def ssh_command(self, host: str, command: str, connect_timeout: int = 5) -> list[str]:
+        """argv for the system OpenSSH client to run ``command`` on ``host``.
+
+        Strict host key checking against the lab's known_hosts; ``-F
+        /dev/null`` keeps the caller's ssh config out of the picture.
+        """
+        port = self.hosts[host].port if host in self.hosts else self._host(host).port
+        return [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            str(self.identity_file),
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={connect_timeout}",
+            "-p",
+            str(port),
+            f"root@{LAB_ADDRESS}",
+            command,
+        ]
+
+    def upper_dir(self, host: str) -> Path:
+        """The overlay upper directory of ``host``: every change it made to its root."""
+        return self._host(host).upper
+
+    def log_text(self, host: str) -> str:
+        """The listener/sshd log of ``host`` (sshd runs with ``-e``)."""
+        path = self._host(host).log_path
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _cleanup_stale_with_warning() -> None:
+    """Remove what crashed labs left; warn instead of failing (ids and ports are fresh)."""
+    try:
+        stale = cleanup_stale()
+    except LabError as exc:
+        # Leftovers of other labs cannot collide with a new lab: say so, go on.
+        warnings.warn(f"driftcheck lab: {exc}", stacklevel=3)
+        return
+    if stale:
+        ids = sorted(set(re.findall(rf"{NETNS_PREFIX}({LAB_ID_PATTERN})", " ".join(stale))))
+        warnings.warn(
+            f"driftcheck lab: removed {len(stale)} leftovers of crashed lab(s) "
+            f"{', '.join(ids) or '?'}",
+            stacklevel=3,
+        )
+
+
+def _down_live_labs() -> None:
+    # Normal interpreter exit without down(): still clean up, except detached
+    # labs (not in the set).  SIGKILL leaves the work to cleanup_stale.
+    for lab in list(_LIVE_LABS):
+        with contextlib.suppress(Exception):
+            lab.down()
+
+
+atexit.register(_down_live_labs)

@@ -1,0 +1,201 @@
+"""What a lab host should look like (:class:`LabHostSpec`) and what it is (:class:`LabHost`).
+
+Validation lives in one ``check_*`` function per field so that the YAML
+loader (:mod:`driftcheck.lab.specfile`) can run the very same checks and
+point at the offending line.  Every message reads "what is wrong; how to fix".
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, get_args
+
+from driftcheck.lab.errors import LabError
+
+Fault = Literal["down", "hang", "wrong_host_key"]
+FAULTS: tuple[str, ...] = get_args(Fault)
+
+_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_ENV_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_OWNER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
+_SYSCTL_RE = re.compile(r"net(?:\.[A-Za-z0-9_:-]+)+")
+# Debian policy 5.6.1 (package names) and 5.6.12 (versions: [epoch:]upstream[-revision]).
+_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_VERSION_RE = re.compile(r"(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*")
+
+
+def check_host_name(name: object) -> str:
+    """A host name is a DNS label: it becomes the hostname inside the host."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise LabError(f"invalid lab host name {name!r}; use letters, digits and '-' (at most 63)")
+    return name
+
+
+def check_environment(host: str, environment: object) -> str:
+    """An environment name as the inventory accepts it."""
+    if not isinstance(environment, str) or not _ENV_RE.fullmatch(environment):
+        raise LabError(
+            f"invalid environment {environment!r} for host {host}; "
+            "use letters, digits, '_', '.' and '-'"
+        )
+    return environment
+
+
+def check_roles(host: str, roles: object) -> tuple[str, ...]:
+    """Roles as a tuple (a single string is one role)."""
+    if isinstance(roles, str):
+        result: tuple[object, ...] = (roles,)
+    elif isinstance(roles, (list, tuple)):
+        result = tuple(roles)
+    else:
+        result = ()
+    if not result or not all(isinstance(r, str) and r for r in result):
+        raise LabError(f"roles of host {host} must be non-empty strings; e.g. [web]")
+    return tuple(str(r) for r in result)
+
+
+def check_path(host: str, path: object) -> str:
+    """A normalised absolute path inside the host (never / itself)."""
+    if (
+        not isinstance(path, str)
+        or not path.startswith("/")
+        or path == "/"
+        or posixpath.normpath(path) != path
+        or path.startswith("//")
+        or any(c in path for c in "\0\n")
+    ):
+        raise LabError(
+            f"invalid path {path!r} on host {host}; use a normalised absolute path "
+            "such as /etc/app.conf"
+        )
+    return path
+
+
+def check_content(host: str, path: str, content: object) -> str:
+    """File content is text."""
+    if not isinstance(content, str):
+        raise LabError(f"content of {path} on host {host} must be str; quote it")
+    return content
+
+
+def check_mode(host: str, path: str, mode: object) -> int:
+    """A permission mode 0..0o7777 (an int, not a bool)."""
+    if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777:
+        raise LabError(f"invalid mode {mode!r} for {path} on host {host}; use a mode like 0o600")
+    return mode
+
+
+def check_owner(owner: object, where: str) -> str:
+    """``user`` or ``user:group``; names resolve against the host's own passwd."""
+    if not isinstance(owner, str) or not _OWNER_RE.fullmatch(owner):
+        raise LabError(f"invalid owner {owner!r}{where}; use 'user:group'")
+    return owner
+
+
+def check_sysctl(host: str, key: object, value: object) -> str:
+    """A ``net.*`` key (only those are per network namespace) and its value as text."""
+    # Anything but net.* is global and would change the real machine.
+    if not isinstance(key, str) or not _SYSCTL_RE.fullmatch(key):
+        raise LabError(
+            f"sysctl {key!r} on host {host} is not allowed: it is global; "
+            "use only net.* keys, which are per host"
+        )
+    text = str(value)
+    if not text or "\n" in text:
+        raise LabError(
+            f"invalid value {value!r} for sysctl {key} on host {host}; use one non-empty line"
+        )
+    return text
+
+
+def check_package(name: object, version: object, where: str = "") -> str | None:
+    """A Debian package name and an exact version (or None: remove it)."""
+    if not isinstance(name, str) or not _PACKAGE_RE.fullmatch(name):
+        raise LabError(
+            f"invalid package name {name!r}{where}; use a Debian package name such as tzdata"
+        )
+    if version is not None and (not isinstance(version, str) or not _VERSION_RE.fullmatch(version)):
+        raise LabError(
+            f"invalid version {version!r} for package {name}{where}; use an exact Debian "
+            f"version (apt-cache madison {name} lists them) or null to remove it"
+        )
+    return version
+
+
+def check_fault(host: str, fault: object) -> Fault | None:
+    """None or one of :data:`FAULTS`."""
+    if fault is not None and fault not in FAULTS:
+        raise LabError(f"unknown fault {fault!r} for host {host}; use one of {', '.join(FAULTS)}")
+    return fault  # type: ignore[return-value]
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class LabHostSpec:
+    """What one lab host looks like.
+
+    ``files`` / ``file_modes`` / ``file_owners`` are applied inside the host's
+    root (so they never touch the real ``/``); ``sysctls`` may only name
+    ``net.*`` keys because only those are per network namespace.
+    ``packages`` maps a Debian package name to the exact version to install
+    on this host (an upgrade, a downgrade or a package the real machine does
+    not have), or to None to remove the package from this host.
+    """
+
+    name: str
+    environment: str
+    roles: tuple[str, ...] = ("web",)
+    files: Mapping[str, str] = field(default_factory=_empty, hash=False)
+    file_modes: Mapping[str, int] = field(default_factory=_empty, hash=False)
+    file_owners: Mapping[str, str] = field(default_factory=_empty, hash=False)
+    sysctls: Mapping[str, str] = field(default_factory=_empty, hash=False)
+    fault: Fault | None = None
+    packages: Mapping[str, str | None] = field(default_factory=_empty, hash=False)
+
+    def __post_init__(self) -> None:
+        name = check_host_name(self.name)
+        check_environment(name, self.environment)
+        roles = check_roles(name, self.roles)
+        for path in [*self.files, *self.file_modes, *self.file_owners]:
+            check_path(name, path)
+        for path, content in self.files.items():
+            check_content(name, path, content)
+        for path, mode in self.file_modes.items():
+            check_mode(name, path, mode)
+        for path, owner in self.file_owners.items():
+            check_owner(owner, f" for {path} on host {name}")
+        sysctls = {key: check_sysctl(name, key, value) for key, value in self.sysctls.items()}
+        for package, version in self.packages.items():
+            check_package(package, version, f" on host {name}")
+        check_fault(name, self.fault)
+        # Freeze the mappings so a spec cannot change after validation.
+        object.__setattr__(self, "roles", roles)
+        object.__setattr__(self, "files", _frozen(self.files))
+        object.__setattr__(self, "file_modes", _frozen(self.file_modes))
+        object.__setattr__(self, "file_owners", _frozen(self.file_owners))
+        object.__setattr__(self, "sysctls", _frozen(sysctls))
+        object.__setattr__(self, "packages", _frozen(self.packages))
+
+
+@dataclass(frozen=True)
+class LabHost:
+    """A running lab host as a client sees it."""
+
+    spec: LabHostSpec
+    address: str
+    port: int
+    #: "ssh-ed25519 AAAA..." - the key this host's sshd really presents.
+    host_public_key: str = ""
+    #: Name of the host's network namespace (for ``ip netns exec``).
+    netns: str = ""
