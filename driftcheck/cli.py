@@ -21,6 +21,7 @@ from driftcheck.collectors import BY_NAME, REGISTRY
 from driftcheck.drift import DriftReport
 from driftcheck.errors import DriftcheckError
 from driftcheck.inventory import Inventory, load_inventory
+from driftcheck.lab import LabError
 from driftcheck.model import HostSnapshot, HostStatus
 from driftcheck.output import write_atomically
 from driftcheck.redact import Redactor
@@ -73,7 +74,7 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except DriftcheckError as exc:
+        except (DriftcheckError, LabError) as exc:
             _err(f"error: {exc}")
             raise typer.Exit(EXIT_USAGE) from None
         except KeyboardInterrupt:
@@ -265,6 +266,111 @@ def show(
             typer.echo(f"{key}\t{text}")
         for key, why in sec.errors.items():
             typer.echo(f"{key}\t(unreadable: {why})")
+
+
+@app.command()
+@friendly
+def demo(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Folder for the reports [default: ./driftcheck-demo-TIMESTAMP]"
+        ),
+    ] = None,
+) -> None:
+    """Build three throw-away SSH hosts with planted drift, collect, report (needs root)."""
+    from driftcheck import demo as scenario  # noqa: PLC0415 - only the demo needs the lab
+
+    folder = output or scenario.default_output_dir()
+
+    def say(text: str = "") -> None:
+        typer.echo(text, err=True)
+
+    rep, planted = scenario.run_demo(folder, say, _progress(False))
+    found = {(f.collector, f.key, f.state.value) for f in rep.findings}
+    expected = {(p.collector, p.key, p.state) for p in planted}
+    say()
+    say(f"verdict: {rep.verdict}; planted differences found:")
+    for p in planted:
+        mark = "found  " if (p.collector, p.key, p.state) in found else "MISSED "
+        say(f"  {mark} {p.state:<12} {p.collector:<8} {p.key}  ({p.story})")
+    for collector, key, state in sorted(found - expected):
+        say(f"  UNEXPECTED {state:<9} {collector:<8} {key}")
+    say()
+    say(f"open the report:   {(folder / 'report.html').resolve()}")
+    say(f"JSON for machines: {(folder / 'report.json').resolve()}")
+    say("the lab hosts are gone, their facts are kept; for example:")
+    say(
+        f"  driftcheck show stg-web1 -c packages -i {folder}/inventory.yaml "
+        f"--db sqlite:///{folder}/driftcheck.db"
+    )
+    if found != expected or rep.incomplete:
+        _err("the report does not match what was planted: please report this as a bug")
+        raise typer.Exit(1)
+
+
+lab_app = typer.Typer(
+    help="Throw-away SSH hosts built from Linux namespaces (needs root).", no_args_is_help=True
+)
+app.add_typer(lab_app, name="lab")
+
+
+@lab_app.command("up")
+@friendly
+def lab_up(
+    spec: Annotated[Path, typer.Argument(help="YAML file of hosts (see README).")],
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "--dir", "-d", help="Folder for the lab's keys, known_hosts and inventory.yaml."
+        ),
+    ] = Path("lab"),
+) -> None:
+    """Build the hosts SPEC describes and leave them running; prints the inventory to use."""
+    from driftcheck.lab import Lab, load_specs, require_root  # noqa: PLC0415 - lab only
+
+    require_root()
+    specs = load_specs(spec)
+    directory.mkdir(parents=True, exist_ok=True)
+    lab = Lab(directory.resolve(), detached=True)
+    lab.up(specs)
+    inventory = lab.write_inventory(directory / "inventory.yaml")
+    for name, host in lab.hosts.items():
+        typer.echo(f"{name:<24} {host.spec.environment:<12} 127.0.0.1:{host.port}")
+    typer.echo(f"lab {lab.lab_id} is up; inventory: {inventory}")
+    typer.echo(f"try: driftcheck check -i {inventory} -f html -o report.html")
+    typer.echo(f"stop it with: driftcheck lab down {lab.lab_id}")
+
+
+@lab_app.command("down")
+@friendly
+def lab_down(
+    lab_id: Annotated[
+        str | None, typer.Argument(help="Lab id (default: every lab started with 'lab up').")
+    ] = None,
+) -> None:
+    """Stop labs started with 'lab up' and remove everything they created."""
+    from driftcheck.lab import require_root, stop_detached  # noqa: PLC0415
+
+    require_root()
+    stopped = stop_detached(lab_id)
+    typer.echo("stopped: " + (", ".join(stopped) if stopped else "no running lab"))
+
+
+@lab_app.command("list")
+@friendly
+def lab_list() -> None:
+    """List running labs and their hosts."""
+    from driftcheck.lab import list_labs  # noqa: PLC0415
+
+    labs = list_labs()
+    if not labs:
+        typer.echo("no running lab")
+    for info in labs:
+        kind = "detached" if info.detached else f"owned by pid {info.owner_pid}"
+        typer.echo(f"{info.lab_id} ({kind}) in {info.workdir}")
+        for name, port in info.hosts.items():
+            typer.echo(f"  {name:<24} 127.0.0.1:{port}")
 
 
 @app.command("collectors")
