@@ -334,7 +334,9 @@ def lab_up(
     directory.mkdir(parents=True, exist_ok=True)
     lab = Lab(directory.resolve(), detached=True)
     lab.up(specs)
-    inventory = lab.write_inventory(directory / "inventory.yaml")
+    # Collect the files the spec plants, so their drift shows up without editing.
+    planted = sorted({p for s in specs for p in (*s.files, *s.file_modes, *s.file_owners)})
+    inventory = lab.write_inventory(directory / "inventory.yaml", {"files": planted})
     for name, host in lab.hosts.items():
         typer.echo(f"{name:<24} {host.spec.environment:<12} 127.0.0.1:{host.port}")
     typer.echo(f"lab {lab.lab_id} is up; inventory: {inventory}")

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.lab
 
 SPEC = """\
 hosts:
-  prod-web1: {environment: production, roles: [web]}
-  stg-web1: {environment: staging, roles: [web], sysctls: {net.core.somaxconn: "1024"}}
+  prod-web1: {environment: production, roles: [web], files: {/etc/app.conf: "a = 1\n"}}
+  stg-web1: {environment: staging, roles: [web], sysctls: {net.core.somaxconn: "1024"},
+             file_modes: {/etc/app.conf: "0600"}, files: {/etc/app.conf: "a = 1\n"}}
 """
 
 
@@ -44,6 +45,7 @@ def test_up_check_down(tmp_path: Path) -> None:
         check = driftcheck("check", "-i", "mylab/inventory.yaml", cwd=tmp_path)
         assert check.returncode == 1, check.stderr
         assert '"key": "net.core.somaxconn"' in check.stdout
+        assert '"key": "/etc/app.conf"' in check.stdout  # planted files are collected
     finally:
         down = driftcheck("lab", "down", lab_id, cwd=tmp_path)
     assert down.returncode == 0 and lab_id in down.stdout
