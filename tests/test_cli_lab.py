@@ -58,7 +58,7 @@ def test_bad_spec_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "lab.yaml").write_text(SPEC.replace("environment: staging", "environmnt: staging"))
     up = driftcheck("lab", "up", "lab.yaml", cwd=tmp_path)
     assert up.returncode == 2
-    assert up.stderr.startswith("driftcheck: error: lab.yaml:3:") and up.stderr.count("\n") == 1
+    assert up.stderr.startswith("driftcheck: error: lab.yaml:4:") and up.stderr.count("\n") == 1
 
 
 def test_needs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
