@@ -117,6 +117,15 @@ def _summary(report: DriftReport, output: Path | None, quiet: bool) -> None:
         _err(f"report written to {output}")
 
 
+def _report_and_exit(
+    inv: Inventory, store: Store, fmt: Format, output: Path | None, quiet: bool
+) -> None:
+    rep = service.latest_report(inv, store)
+    _emit(rep, fmt, output)
+    _summary(rep, output, quiet)
+    raise typer.Exit(rep.exit_code)
+
+
 def _open(inventory: Path, db: str | None) -> tuple[Inventory, Store]:
     return load_inventory(inventory), Store(db)
 
@@ -149,10 +158,7 @@ def report(
 ) -> None:
     """Compare the latest collection and write a report; exit status says what it found."""
     inv, store = _open(inventory, db)
-    rep = service.latest_report(inv, store)
-    _emit(rep, fmt, output)
-    _summary(rep, output, quiet)
-    raise typer.Exit(rep.exit_code)
+    _report_and_exit(inv, store, fmt, output, quiet)
 
 
 @app.command()
@@ -168,10 +174,7 @@ def check(
     """Collect, then report: the command for cron and CI parity gates."""
     inv, store = _open(inventory, db)
     service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=_progress(quiet))
-    rep = service.latest_report(inv, store)
-    _emit(rep, fmt, output)
-    _summary(rep, output, quiet)
-    raise typer.Exit(rep.exit_code)
+    _report_and_exit(inv, store, fmt, output, quiet)
 
 
 @app.command()

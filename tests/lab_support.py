@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from driftcheck.lab import NETNS_PREFIX, STATE_DIR, Lab
+from driftcheck.lab.lab import ssh_argv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,25 +40,7 @@ def ssh_port(
     timeout: float = 30,
 ) -> subprocess.CompletedProcess[str]:
     """:func:`ssh` to a port, for labs built by another process."""
-    argv = [
-        "ssh",
-        "-F",
-        "/dev/null",
-        "-i",
-        str(identity),
-        "-o",
-        f"UserKnownHostsFile={known_hosts}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        f"ConnectTimeout={connect_timeout}",
-        "-p",
-        str(port),
-        "root@127.0.0.1",
-        command,
-    ]
+    argv = ssh_argv(identity, known_hosts, port, command, connect_timeout)
     return subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
     )

@@ -333,31 +333,9 @@ class Lab:
         self.exec(host, ["/bin/sh", "-s"], input=script.text())
 
     def ssh_command(self, host: str, command: str, connect_timeout: int = 5) -> list[str]:
-        """argv for the system OpenSSH client to run ``command`` on ``host``.
-
-        Strict host key checking against the lab's known_hosts; ``-F
-        /dev/null`` keeps the caller's ssh config out of the picture.
-        """
+        """argv for the system OpenSSH client to run ``command`` on ``host``."""
         port = self.hosts[host].port if host in self.hosts else self._host(host).port
-        return [
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-i",
-            str(self.identity_file),
-            "-o",
-            f"UserKnownHostsFile={self.known_hosts}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            f"ConnectTimeout={connect_timeout}",
-            "-p",
-            str(port),
-            f"root@{LAB_ADDRESS}",
-            command,
-        ]
+        return ssh_argv(self.identity_file, self.known_hosts, port, command, connect_timeout)
 
     def upper_dir(self, host: str) -> Path:
         """The overlay upper directory of ``host``: every change it made to its root."""
@@ -395,3 +373,19 @@ def _down_live_labs() -> None:
 
 
 atexit.register(_down_live_labs)
+
+
+def ssh_argv(
+    identity: Path, known_hosts: Path, port: int, command: str, connect_timeout: int = 5
+) -> list[str]:
+    """argv for the system OpenSSH client to run ``command`` on a lab host's ``port``.
+
+    Strict host key checking against the lab's known_hosts; ``-F /dev/null``
+    keeps the caller's ssh config out of the picture.
+    """
+    return [
+        "ssh", "-F", "/dev/null", "-i", str(identity),
+        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
+        "-p", str(port), f"root@{LAB_ADDRESS}", command,
+    ]  # fmt: skip
