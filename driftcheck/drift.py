@@ -130,11 +130,20 @@ class DriftReport:
 _ABSENT = object()
 
 
-def _volatile_matcher(collectors: Sequence[Collector]) -> dict[str, re.Pattern[str] | None]:
+def _volatile_matcher(
+    collectors: Sequence[Collector], include: Mapping[str, Sequence[str]]
+) -> dict[str, re.Pattern[str] | None]:
+    """Per collector, a pattern of its volatile keys minus those the inventory includes."""
     out: dict[str, re.Pattern[str] | None] = {}
     for c in collectors:
-        globs = [fnmatch.translate(g) for g in c.volatile]
-        out[c.name] = re.compile("|".join(globs)) if globs else None
+        skip = "|".join(fnmatch.translate(g) for g in c.volatile)
+        keep = "|".join(fnmatch.translate(g) for g in include.get(c.name, ()))
+        if not skip:
+            out[c.name] = None
+        elif keep:
+            out[c.name] = re.compile(f"(?!(?:{keep}))(?:{skip})")
+        else:
+            out[c.name] = re.compile(skip)
     return out
 
 
@@ -176,7 +185,7 @@ def compare(
     run_started_at: str | None = None,
 ) -> DriftReport:
     """Compare the latest snapshots of every host; see the module docstring."""
-    volatile = _volatile_matcher(collectors)
+    volatile = _volatile_matcher(collectors, dict(inventory.include_volatile))
     findings: list[Finding] = []
     skipped = {c.name: 0 for c in collectors}
     compared = 0

@@ -55,6 +55,8 @@ class CompareModel(_Strict):
 
     reference: str
     targets: Annotated[list[str], Field(min_length=1)]
+    #: collector -> key globs that are volatile by default but must be compared here
+    include_volatile: dict[str, list[str]] = {}
 
 
 class CollectModel(_Strict):
@@ -109,6 +111,7 @@ class Inventory:
     reference: str
     targets: tuple[str, ...]
     collect: CollectSettings
+    include_volatile: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def host(self, name: str) -> Host:
         """Return the host called ``name`` or raise a user-facing error."""
@@ -340,12 +343,23 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
                 f"{path}:{_line(root, 'collect', 'files', i)}: collect.files[{i}] contains a "
                 "newline or NUL byte; remove it"
             )
+    # Imported here: the collectors import this module for CollectSettings.
+    from driftcheck.collectors import BY_NAME  # noqa: PLC0415
+
+    for name in model.compare.include_volatile:
+        if name not in BY_NAME:
+            raise InventoryError(
+                f"{path}:{_line(root, 'compare', 'include_volatile', name)}: "
+                f"compare.include_volatile names unknown collector {name!r}; "
+                f"use one of: {', '.join(BY_NAME)}"
+            )
     collect = CollectSettings(
         files=tuple(dict.fromkeys(model.collect.files)),
         apps=tuple(model.collect.apps.items()),
         file_max_bytes=model.collect.file_max_bytes,
     )
-    return Inventory(path, tuple(hosts), ref, tuple(model.compare.targets), collect)
+    include = tuple((n, tuple(g)) for n, g in model.compare.include_volatile.items())
+    return Inventory(path, tuple(hosts), ref, tuple(model.compare.targets), collect, include)
 
 
 def _resolve_host(name: str, env: str, entry: HostEntry, defaults: HostSettings) -> Host:

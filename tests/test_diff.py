@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from driftcheck.collectors import BY_NAME, REGISTRY
 from driftcheck.drift import WHOLE, DriftReport, State, compare
+from driftcheck.inventory import parse_inventory
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from tests.helpers import inventory, snapshot
 
@@ -190,3 +192,34 @@ def test_roles_are_compared_separately() -> None:
 def test_every_registered_collector_can_be_compared() -> None:
     report = compare(INV, {}, REGISTRY, "now")
     assert report.exit_code == 4
+
+
+def test_inventory_can_ask_for_a_volatile_key() -> None:
+    text = (
+        "defaults: {transport: local}\n"
+        "environments:\n"
+        "  production: {hosts: {prod1: {roles: [web]}}}\n"
+        "  staging: {hosts: {stg1: {roles: [web]}}}\n"
+        "compare:\n"
+        "  reference: production\n"
+        "  targets: [staging]\n"
+        "  include_volatile: {sysctl: [kernel.hostname]}\n"
+    )
+    inv = parse_inventory(text, Path("inv.yaml"))
+    snaps = {
+        "prod1": snapshot(
+            "prod1",
+            "production",
+            ["web"],
+            {"sysctl": {"kernel.hostname": "p", "kernel.random.uuid": "1"}},
+        ),
+        "stg1": snapshot(
+            "stg1",
+            "staging",
+            ["web"],
+            {"sysctl": {"kernel.hostname": "s", "kernel.random.uuid": "2"}},
+        ),
+    }
+    report = compare(inv, snaps, SYSCTL, "now")
+    assert [(f.key, f.state.value) for f in report.findings] == [("kernel.hostname", "changed")]
+    assert report.volatile_skipped["sysctl"] == 1

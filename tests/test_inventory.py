@@ -102,6 +102,13 @@ def test_defaults_apply_and_hosts_override() -> None:
             "inv.yaml:12: environments.staging.hosts.stg-web1.roles:",
         ),
         (
+            (
+                "targets: [staging]",
+                "targets: [staging]\n  include_volatile: {sysctl: [a], syscttl: [b]}",
+            ),
+            "inv.yaml:17: compare.include_volatile names unknown collector 'syscttl'",
+        ),
+        (
             ("  user: root\n", "  user: root\n  colour: blue\n"),
             "inv.yaml:3: defaults: unknown key 'colour'",
         ),
