@@ -51,7 +51,10 @@ def finish_section(collector: Collector, raw: RawSection, redactor: Redactor) ->
             return result
         result.facts, result.errors = parsed.facts, parsed.errors
     elif raw.status is SectionStatus.NOT_APPLICABLE:
-        result.error = "not applicable: none of " + ", ".join(collector.requires) + " found"
+        if raw.rc == "na":
+            result.error = "not applicable: none of " + ", ".join(collector.requires) + " found"
+        else:  # the section itself said so, with its reason on stderr
+            result.error = "not applicable" + (f": {last_err}" if last_err else "")
     elif raw.status is SectionStatus.TIMEOUT:
         result.error = "section timed out on the host"
     elif raw.status is SectionStatus.ERROR:

@@ -19,6 +19,9 @@ from driftcheck.model import SectionStatus
 
 #: Exit statuses of coreutils ``timeout``: 124 after TERM, 137 after the KILL of -k.
 TIMEOUT_CODES = frozenset({"124", "137"})
+#: A section body exits with this status when what it reads does not exist on the
+#: host (e.g. systemd is not the init system): "not applicable", not an error.
+NOT_APPLICABLE_RC = 193
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _PRELUDE = f"""\
@@ -132,7 +135,7 @@ def split_output(
             status = SectionStatus.TRUNCATED
         elif rc == "0":
             status = SectionStatus.OK
-        elif rc == "na":
+        elif rc in ("na", str(NOT_APPLICABLE_RC)):
             status = SectionStatus.NOT_APPLICABLE
         elif rc in TIMEOUT_CODES:
             status = SectionStatus.TIMEOUT

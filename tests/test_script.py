@@ -5,7 +5,13 @@ from __future__ import annotations
 import subprocess
 
 from driftcheck.model import SectionStatus
-from driftcheck.script import Section, build_script, new_marker, split_output
+from driftcheck.script import (
+    NOT_APPLICABLE_RC,
+    Section,
+    build_script,
+    new_marker,
+    split_output,
+)
 
 MARKER = "DRIFTCHECK-0123456789abcdef0123456789abcdef"
 
@@ -54,6 +60,11 @@ def test_a_section_cannot_read_the_rest_of_the_script_from_stdin() -> None:
 
 def test_missing_tool_is_not_applicable_not_error() -> None:
     out = run([Section("x", "no-such-tool -a", 10, ("no-such-tool", "nor-this"))])
+    assert out["x"].status is SectionStatus.NOT_APPLICABLE
+
+
+def test_body_can_say_not_applicable() -> None:
+    out = run([Section("x", f"[ -d /no/such/init ] || exit {NOT_APPLICABLE_RC}", 10)])
     assert out["x"].status is SectionStatus.NOT_APPLICABLE
 
 
