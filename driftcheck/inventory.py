@@ -7,6 +7,7 @@ locations are mapped back to YAML line numbers through the composed node tree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from driftcheck.errors import InventoryError
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_URL = r"^https?://\S+$"
+_PACKAGE = r"^[A-Za-z0-9][A-Za-z0-9+._:-]*$"
+_PATTERN_HINTS = {
+    _NAME: "; use letters, digits, '.', '_' and '-' only",
+    _URL: "; write a full http:// or https:// URL, fetched on the host itself",
+    _PACKAGE: "; give the package name as the package manager spells it",
+}
 DEFAULT_FILE_MAX_BYTES = 256 * 1024
+DEFAULT_DIR_MAX_FILES = 200
 
 
 class _Strict(BaseModel):
@@ -59,12 +68,26 @@ class CompareModel(_Strict):
     include_volatile: dict[str, list[str]] = {}
 
 
+_Text = Annotated[str, Field(min_length=1)]
+
+
+class AppSourceModel(_Strict):
+    """Where an application's version comes from (exactly one of these)."""
+
+    command: _Text | None = None
+    file: _Text | None = None
+    package: Annotated[str, Field(pattern=_PACKAGE)] | None = None
+    url: Annotated[str, Field(pattern=_URL)] | None = None
+
+
 class CollectModel(_Strict):
     """Parameters of the collectors."""
 
     files: list[str] = []
-    apps: dict[Annotated[str, Field(pattern=_NAME)], Annotated[str, Field(min_length=1)]] = {}
+    apps: dict[Annotated[str, Field(pattern=_NAME)], _Text | AppSourceModel] = {}
+    python: list[str] = []
     file_max_bytes: Annotated[int, Field(ge=0)] = DEFAULT_FILE_MAX_BYTES
+    dir_max_files: Annotated[int, Field(ge=1)] = DEFAULT_DIR_MAX_FILES
 
 
 class InventoryModel(_Strict):
@@ -94,12 +117,26 @@ class Host:
 
 
 @dataclass(frozen=True)
+class AppSource:
+    """One application version to read: by command, file, package or local URL."""
+
+    name: str
+    kind: Literal["command", "file", "package", "url"]
+    value: str
+
+
+@dataclass(frozen=True)
 class CollectSettings:
     """What the parameterised collectors read on every host."""
 
+    #: absolute paths, globs (/etc/myapp/*.conf) or directories (read recursively)
     files: tuple[str, ...] = ()
-    apps: tuple[tuple[str, str], ...] = ()
+    apps: tuple[AppSource, ...] = ()
+    #: virtualenv directories whose packages the python collector lists
+    python: tuple[str, ...] = ()
     file_max_bytes: int = DEFAULT_FILE_MAX_BYTES
+    #: at most this many files are read from one directory or glob
+    dir_max_files: int = DEFAULT_DIR_MAX_FILES
 
 
 @dataclass(frozen=True)
@@ -229,11 +266,20 @@ def _dotted(loc: Sequence[int | str]) -> str:
     return out or "(top level)"
 
 
+_UNION_TAG = re.compile(r"^(int|float|str|bool|\[key\]|[a-z]+-[a-z]+(\[.*\])?|[A-Z]\w*Model)$")
+
+
 def _describe(exc: ValidationError, root: yaml.Node, path: Path) -> str:
     """Turn the first pydantic error into one line with a line number and a fix."""
-    err = exc.errors()[0]
-    # pydantic adds the failing member of a union (e.g. 'int') to the location.
-    loc = [p for p in err["loc"] if p not in ("int", "float", "str", "[key]")]
+
+    # pydantic adds the tried member of a union ('int', 'constrained-str',
+    # 'AppSourceModel') to locations; the deepest real location is the most
+    # specific complaint (for "str or mapping", the mapping's own error).
+    def real(loc: Sequence[int | str]) -> list[int | str]:
+        return [p for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p))]
+
+    err = max(exc.errors(), key=lambda e: len(real(e["loc"])))
+    loc = real(err["loc"])
     node, _ = _node_at(root, loc)
     line = node.start_mark.line + 1
     kind = err["type"]
@@ -255,7 +301,7 @@ def _describe(exc: ValidationError, root: yaml.Node, path: Path) -> str:
     got_text = "" if isinstance(got, dict | list) else f" (got {got!r})"
     hint = ""
     if kind == "string_pattern_mismatch":
-        hint = "; use letters, digits, '.', '_' and '-' only"
+        hint = _PATTERN_HINTS.get(str(err.get("ctx", {}).get("pattern")), "")
     return f"{path}:{line}: {where}: {err['msg']}{got_text}{hint}"
 
 
@@ -353,13 +399,48 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
                 f"compare.include_volatile names unknown collector {name!r}; "
                 f"use one of: {', '.join(BY_NAME)}"
             )
+    apps = tuple(_app_source(name, spec, root, path) for name, spec in model.collect.apps.items())
+    for i, venv in enumerate(model.collect.python):
+        if not venv.startswith("/"):
+            raise InventoryError(
+                f"{path}:{_line(root, 'collect', 'python', i)}: collect.python has relative path "
+                f"{venv!r}; give the virtualenv's absolute path"
+            )
     collect = CollectSettings(
         files=tuple(dict.fromkeys(model.collect.files)),
-        apps=tuple(model.collect.apps.items()),
+        apps=apps,
+        python=tuple(dict.fromkeys(model.collect.python)),
         file_max_bytes=model.collect.file_max_bytes,
+        dir_max_files=model.collect.dir_max_files,
     )
     include = tuple((n, tuple(g)) for n, g in model.compare.include_volatile.items())
     return Inventory(path, tuple(hosts), ref, tuple(model.compare.targets), collect, include)
+
+
+_APP_KINDS: dict[str, Literal["command", "file", "package", "url"]] = {
+    "command": "command",
+    "file": "file",
+    "package": "package",
+    "url": "url",
+}
+
+
+def _app_source(name: str, spec: str | AppSourceModel, root: yaml.Node, path: Path) -> AppSource:
+    if isinstance(spec, str):
+        return AppSource(name, "command", spec)
+    given = [(k, v) for k, v in spec.model_dump().items() if v is not None]
+    if len(given) != 1:
+        raise InventoryError(
+            f"{path}:{_line(root, 'collect', 'apps', name)}: collect.apps.{name} needs exactly "
+            "one of command, file, package, url"
+        )
+    kind, value = given[0]
+    if kind == "file" and not value.startswith("/"):
+        raise InventoryError(
+            f"{path}:{_line(root, 'collect', 'apps', name)}: collect.apps.{name}.file must be "
+            "an absolute path"
+        )
+    return AppSource(name, _APP_KINDS[kind], value)
 
 
 def _resolve_host(name: str, env: str, entry: HostEntry, defaults: HostSettings) -> Host:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME, REGISTRY, Collector
-from driftcheck.inventory import CollectSettings
+from driftcheck.inventory import AppSource, CollectSettings
 from driftcheck.model import SectionStatus
 from driftcheck.script import Section, build_script, new_marker, split_output
 from driftcheck.transports.local import LocalTransport
@@ -31,7 +31,11 @@ def settings(tmp_path: Path) -> CollectSettings:
     (tmp_path / "blob.bin").write_bytes(b"\0\1\2")
     return CollectSettings(
         files=(str(tmp_path / "text.conf"), str(tmp_path / "absent"), str(tmp_path / "blob.bin")),
-        apps=(("echo", "echo 1.0"),),
+        apps=(
+            AppSource("echo", "command", "echo 1.0"),
+            AppSource("libc", "package", "libc6"),
+            AppSource("release", "file", "/etc/debian_version"),
+        ),
     )
 
 

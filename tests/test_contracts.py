@@ -7,12 +7,21 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME, REGISTRY, Collector
-from driftcheck.inventory import CollectSettings
+from driftcheck.inventory import AppSource, CollectSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SETTINGS = (
     CollectSettings(),
-    CollectSettings(files=("/etc/it's here", "/etc/$(id)"), apps=(("app", "echo 'x'"),)),
+    CollectSettings(
+        files=("/etc/it's here", "/etc/$(id)", "/etc/*.conf"),
+        apps=(
+            AppSource("cmd", "command", "echo 'x'"),
+            AppSource("file", "file", "/opt/it's/VERSION"),
+            AppSource("pkg", "package", "libc6"),
+            AppSource("url", "url", "http://localhost:8080/version?a=1&b='2'"),
+        ),
+        python=("/opt/venv",),
+    ),
 )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from driftcheck.errors import InventoryError
-from driftcheck.inventory import load_inventory, parse_inventory
+from driftcheck.inventory import AppSource, load_inventory, parse_inventory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def test_example_inventory_is_valid() -> None:
     assert [h.name for h in inv.hosts] == ["prod-web1", "prod-web2", "stg-web1"]
     assert inv.host("stg-web1").port == 2222
     assert inv.host("prod-web1").port == 22
-    assert inv.collect.apps == (("myapp", "cat /opt/myapp/VERSION"),)
+    assert inv.collect.apps == (AppSource("myapp", "command", "cat /opt/myapp/VERSION"),)
 
 
 def test_defaults_apply_and_hosts_override() -> None:
@@ -146,3 +146,36 @@ def test_not_a_mapping(text: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="no such inventory file"):
         load_inventory(tmp_path / "nope.yaml")
+
+
+def test_app_sources() -> None:
+    text = GOOD.replace(
+        '    myapp: "cat /opt/myapp/VERSION"\n',
+        '    myapp: "cat /opt/myapp/VERSION"\n'
+        "    api: {url: 'http://localhost:8080/version'}\n"
+        "    web: {file: /opt/web/VERSION}\n"
+        "    nginx: {package: nginx}\n",
+    )
+    inv = parse_inventory(text, Path("inv.yaml"))
+    assert [(a.name, a.kind, a.value) for a in inv.collect.apps] == [
+        ("myapp", "command", "cat /opt/myapp/VERSION"),
+        ("api", "url", "http://localhost:8080/version"),
+        ("web", "file", "/opt/web/VERSION"),
+        ("nginx", "package", "nginx"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{file: /a, url: 'http://x/'}", "needs exactly one of command, file, package, url"),
+        ("{}", "needs exactly one of command, file, package, url"),
+        ("{file: VERSION}", "file must be an absolute path"),
+        ("{url: 'ftp://x/'}", "collect.apps.web.url"),
+        ("{pkg: nginx}", "unknown key 'pkg'"),
+    ],
+)
+def test_bad_app_sources(entry: str, message: str) -> None:
+    text = GOOD.replace('    myapp: "cat /opt/myapp/VERSION"\n', f"    web: {entry}\n")
+    got = error_of(text)
+    assert got.startswith("inv.yaml:20:") and message in got, got
