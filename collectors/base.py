@@ -45,12 +45,25 @@ def scrub_prefixed(raw: str, redactor: Redactor, prefix: str = "|") -> str:
     """Scrub only the lines that carry collected content (they start with ``prefix``).
 
     Header lines written by our own shell are left alone, so the parser still
-    recognises them after scrubbing.
+    recognises them after scrubbing. Consecutive content lines are scrubbed as one
+    block, so secrets spanning lines (a PEM private key, a YAML block scalar) are
+    caught too.
     """
-    return "\n".join(
-        prefix + redactor.scrub_line(line[len(prefix) :]) if line.startswith(prefix) else line
-        for line in raw.split("\n")
-    )
+    out: list[str] = []
+    block: list[str] = []
+
+    def flush() -> None:
+        out.extend(prefix + line for line in redactor.scrub_lines(block))
+        block.clear()
+
+    for line in raw.split("\n"):
+        if line.startswith(prefix):
+            block.append(line[len(prefix) :])
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return "\n".join(out)
 
 
 def scrub_all(raw: str, redactor: Redactor) -> str:

@@ -74,9 +74,10 @@ _ABOUT_A_SECRET = frozenset(
 )
 # Every line that any rule below could change contains one of these; lines
 # without them (most of sysctl -a or a config file) skip the expensive rules.
-_CANDIDATE = re.compile(
-    r"pass|pwd|secret|token|cred|key|auth|cookie|salt|://", re.IGNORECASE
-)
+_CANDIDATE = re.compile(r"pass|pwd|secret|token|cred|key|auth|cookie|salt|://", re.IGNORECASE)
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
+_YAML_BLOCK = re.compile(r"^(?P<indent>\s*)(?P<name>[\w.\-]+)\s*:\s*[|>][-+0-9]*\s*(#.*)?$")
 _WORD_SPLIT = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -148,12 +149,50 @@ class Redactor:
             line = m["pre"] + m["name"] + m["q"] + m["sep"] + self._value(m["value"]) + m["post"]
         return line
 
+    def scrub_lines(self, lines: list[str]) -> list[str]:
+        """Scrub a block of consecutive lines (one file's content, one command's output).
+
+        Besides :meth:`scrub_line` on every line, this sees what spans lines: a PEM
+        private key block, and a YAML block scalar (``password: |``) whose value is
+        on the indented lines that follow. Each becomes one token line.
+        """
+        out: list[str] = []
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            if _PEM_BEGIN.search(line):
+                end = next(
+                    (j for j in range(i + 1, len(lines)) if _PEM_END.search(lines[j])),
+                    len(lines) - 1,
+                )
+                out += [line, self.token("\n".join(lines[i + 1 : end])), lines[end]]
+                i = end + 1
+                continue
+            block = _YAML_BLOCK.match(line)
+            if block and is_secret_name(block["name"]):
+                indent = len(block["indent"])
+                j = i + 1
+                while j < len(lines) and (
+                    not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent
+                ):
+                    j += 1
+                body = lines[i + 1 : j]
+                out.append(line)
+                if body:
+                    pad = " " * (indent + 2)
+                    out.append(pad + self.token("\n".join(body)))
+                i = j
+                continue
+            out.append(self.scrub_line(line))
+            i += 1
+        return out
+
     def scrub_text(self, text: str) -> str:
-        """Apply :meth:`scrub_line` to every line, keeping line endings."""
-        return "".join(
-            self.scrub_line(ln[:-1]) + "\n" if ln.endswith("\n") else self.scrub_line(ln)
-            for ln in text.splitlines(keepends=True)
-        )
+        """Scrub a whole text, keeping its final newline."""
+        if not text:
+            return text
+        scrubbed = "\n".join(self.scrub_lines(text.split("\n")))
+        return scrubbed
 
 
 def default_key_path() -> Path:

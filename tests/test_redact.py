@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from driftcheck.redact import REDACTED, Redactor, is_secret_name
 
@@ -80,3 +82,36 @@ def test_key_file_created_private_and_reused(tmp_path: Path) -> None:
     first = Redactor.from_key_file(path).token("v")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert Redactor.from_key_file(path).token("v") == first
+
+
+def test_private_key_blocks_are_replaced_whole() -> None:
+    pem = [
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
+        "QyNTUxOQAAACBhunter2hunter2hunter2hunter2hunter2hunter2hunter2AAAA",
+        "-----END OPENSSH PRIVATE KEY-----",
+    ]
+    out = Redactor(KEY).scrub_lines(["before", *pem, "after"])
+    assert out[0] == "before" and out[-1] == "after"
+    assert out[1] == pem[0] and out[3] == pem[-1] and REDACTED.fullmatch(out[2])
+    assert "hunter2" not in "\n".join(out)
+
+
+def test_yaml_block_scalar_secret_is_replaced() -> None:
+    text = "db:\n  password: |\n    hunter2\n    more-hunter2\n  host: db.internal\n"
+    out = Redactor(KEY).scrub_text(text)
+    assert "hunter2" not in out
+    assert out.endswith("  host: db.internal\n")
+    assert yaml_load(out)["db"]["host"] == "db.internal"
+
+
+def yaml_load(text: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(text)
+    return loaded
+
+
+def test_scrub_text_keeps_line_endings() -> None:
+    r = Redactor(KEY)
+    assert r.scrub_text("a = 1\n") == "a = 1\n"
+    assert r.scrub_text("a = 1") == "a = 1"
+    assert r.scrub_text("") == ""
