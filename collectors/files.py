@@ -1,4 +1,10 @@
-"""``files``: metadata, checksum and (text, small) content of configured files."""
+"""``files``: configured files, globs and directories: metadata, checksum, content, settings.
+
+Text files under the size limit are kept as content; when a file's format is
+known (INI, YAML, JSON, TOML, env, sshd_config, sysctl.conf, nginx-style; see
+``config_formats``) it is compared setting by setting instead, so a report says
+which setting drifted and a comment or whitespace change is not drift.
+"""
 
 from __future__ import annotations
 
@@ -7,97 +13,165 @@ import shlex
 from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
+from . import config_formats
 from .base import Collector, scrub_prefixed
 
-# Per path, one header line, then the content lines each prefixed with "|" so
-# that no content line can look like a header:
+# Output, per file: one header line, then its content lines each prefixed with "|"
+# so that no content line can look like a header:
 #   F<TAB>absent|unreadable<TAB>PATH
+#   F<TAB>broken-link<TAB>TARGET<TAB>PATH
 #   F<TAB>file|directory|other<TAB>MODE OWNER GROUP SIZE<TAB>SHA256|-<TAB>text|binary|large<TAB>PATH
-# and, after the content of a text file whose last line has no newline, "N<TAB>noeol".
-_LOOP = """\
-for p in {paths}; do
+#   L<TAB>TARGET                 (the path is a symlink to TARGET; the header describes TARGET)
+#   N<TAB>noeol                  (after content whose last line has no newline)
+# and T<TAB>ENTRY when a glob or directory has more files than dir_max_files.
+_FUNCTIONS = """\
+max={max_files}
+_dc_file() {{
+  p=$1; link=
+  if [ -L "$p" ]; then link=$(readlink -- "$p" 2>/dev/null); fi
   if [ ! -e "$p" ]; then
+    if [ -n "$link" ]; then printf 'F\\tbroken-link\\t%s\\t%s\\n' "$link" "$p"; return; fi
     # [ -e ] is also false when a parent directory cannot be searched: that is
     # "unreadable" (unknown), not "absent" (which would be reported as missing).
     case $(stat -L -c %a -- "$p" 2>&1 >/dev/null) in
       *"ermission denied"*) printf 'F\\tunreadable\\t%s\\n' "$p" ;;
       *) printf 'F\\tabsent\\t%s\\n' "$p" ;;
     esac
-    continue
+    return
   fi
-  if [ ! -r "$p" ]; then printf 'F\\tunreadable\\t%s\\n' "$p"; continue; fi
-  meta=$(stat -L -c '%a %U %G %s' -- "$p") || {{ printf 'F\\tunreadable\\t%s\\n' "$p"; continue; }}
-  if [ -d "$p" ]; then printf 'F\\tdirectory\\t%s\\t-\\t-\\t%s\\n' "$meta" "$p"; continue; fi
-  if [ ! -f "$p" ]; then printf 'F\\tother\\t%s\\t-\\t-\\t%s\\n' "$meta" "$p"; continue; fi
-  sum=$(sha256sum < "$p") || {{ printf 'F\\tunreadable\\t%s\\n' "$p"; continue; }}
+  if [ ! -r "$p" ]; then printf 'F\\tunreadable\\t%s\\n' "$p"; return; fi
+  meta=$(stat -L -c '%a %U %G %s' -- "$p") || {{ printf 'F\\tunreadable\\t%s\\n' "$p"; return; }}
+  if [ -d "$p" ]; then kind=directory
+  elif [ ! -f "$p" ]; then kind=other
+  else kind=file; fi
+  if [ "$kind" != file ]; then
+    printf 'F\\t%s\\t%s\\t-\\t-\\t%s\\n' "$kind" "$meta" "$p"
+    if [ -n "$link" ]; then printf 'L\\t%s\\n' "$link"; fi
+    return
+  fi
+  sum=$(sha256sum < "$p") || {{ printf 'F\\tunreadable\\t%s\\n' "$p"; return; }}
   size=${{meta##* }}
   if [ "$size" -gt {limit} ]; then kind=large
   elif [ "$(tr -d '\\000' < "$p" | wc -c)" -ne "$size" ]; then kind=binary
   else kind=text; fi
   printf 'F\\tfile\\t%s\\t%s\\t%s\\t%s\\n' "$meta" "${{sum%% *}}" "$kind" "$p"
+  if [ -n "$link" ]; then printf 'L\\t%s\\n' "$link"; fi
   if [ "$kind" = text ]; then
     awk '{{print "|" $0}}' "$p"
     if [ -n "$(tail -c 1 "$p")" ]; then printf 'N\\tnoeol\\n'; fi
   fi
-done
+}}
+# A directory: itself, then the files and symlinks below it (sorted, on the same
+# filesystem, symlinked directories not followed), at most $max of them.
+_dc_walk() {{
+  _dc_file "$1"
+  find "$1" -xdev -mindepth 1 \\( -type f -o -type l \\) -print 2>/dev/null | sort \\
+    | awk -v m="$max" 'NR <= m {{ print }} NR == m + 1 {{ print "TRUNCATED"; exit }}' \\
+    | while IFS= read -r f; do
+        if [ "$f" = TRUNCATED ]; then printf 'T\\t%s\\n' "$1"; else _dc_file "$f"; fi
+      done
+}}
+_dc_entry() {{
+  if [ -d "$1" ] && [ ! -L "$1" ]; then _dc_walk "$1"; else _dc_file "$1"; fi
+}}
 """
 
 
+def _glob_word(pattern: str) -> str:
+    """A shell word that expands ``pattern``'s * ? [ ] and nothing else.
+
+    Every other character is backslash-escaped, so no $, `, quote or space in the
+    inventory can do anything but match itself.
+    """
+    return "".join(c if c in "*?[]" else "\\" + c for c in pattern)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
 def shell(settings: CollectSettings) -> str:
-    """Stat, hash and print each configured path; nothing when none is configured."""
+    """Stat, hash and print every configured path, glob match and directory member."""
     if not settings.files:
         return ":"
-    paths = " ".join(shlex.quote(p) for p in settings.files)
-    return _LOOP.format(paths=paths, limit=int(settings.file_max_bytes))
+    lines = [
+        _FUNCTIONS.format(max_files=int(settings.dir_max_files), limit=int(settings.file_max_bytes))
+    ]
+    for configured in settings.files:
+        entry = configured.rstrip("/") or "/"  # find would print //-joined names otherwise
+        if _is_glob(entry):
+            quoted = shlex.quote(entry)
+            lines.append(
+                f"n=0; for p in {_glob_word(entry)}; do\n"
+                '  [ -e "$p" ] || [ -L "$p" ] || continue\n'
+                "  n=$((n + 1))\n"
+                f'  if [ "$n" -gt "$max" ]; then printf \'T\\t%s\\n\' {quoted}; break; fi\n'
+                '  _dc_entry "$p"\n'
+                "done"
+            )
+        else:
+            lines.append(f"_dc_entry {shlex.quote(entry)}")
+    return "\n".join(lines) + "\n"
 
 
 def _mode(text: str) -> str:
     return text.rjust(4, "0") if text.isdigit() else text
 
 
-def parse(raw: str) -> ParseResult:
-    """Path -> {type, mode, owner, group, size, sha256, content?}.
+#: Separates a file's path from a setting's name in fact keys: ``/etc/app.ini#db.pool``.
+SETTING_SEP = "#"
 
-    Absent paths produce no fact (so present-vs-absent is missing/extra drift);
-    unreadable ones become errors (incomplete, never "same").
-    """
-    facts: dict[str, dict[str, object]] = {}
-    errors: dict[str, str] = {}
-    current: dict[str, object] | None = None
-    lines: list[str] = []
 
-    noeol = False
+class _FileParser:
+    """Folds the header and content lines of the section into facts."""
 
-    def finish() -> None:
-        if current is not None and current.get("content") == "":
-            text = "\n".join(lines)
-            current["content"] = text if noeol or not lines else text + "\n"
+    def __init__(self) -> None:
+        self.facts: dict[str, object] = {}
+        self.errors: dict[str, str] = {}
+        self.path = ""
+        self.current: dict[str, object] | None = None
+        self.lines: list[str] = []
+        self.noeol = False
 
-    for line in raw.split("\n"):
-        if line.startswith("|"):
-            if current is not None:
-                lines.append(line[1:])
-            continue
-        if line == "N\tnoeol":
-            noeol = True
-            continue
-        if not line.startswith("F\t"):
-            continue
-        finish()
-        current, lines, noeol = None, [], False
-        parts = line.split("\t")
-        kind = parts[1] if len(parts) > 2 else ""
+    def finish(self) -> None:
+        """Attach the collected content to the current file; parse known formats."""
+        fact, self.current = self.current, None
+        if fact is None or fact.get("content") != "":
+            return
+        text = "\n".join(self.lines)
+        text = text if self.noeol or not self.lines else text + "\n"
+        parsed = config_formats.settings(self.path, text)
+        if parsed is None:
+            fact["content"] = text
+            return
+        # Compared setting by setting: the text, its size and checksum would only
+        # repeat that drift (and make a comment change look like one).
+        fmt, settings = parsed
+        for key in ("content", "size", "sha256"):
+            fact.pop(key, None)
+        fact["format"] = fmt
+        for name, value in settings.items():
+            self.facts[f"{self.path}{SETTING_SEP}{name}"] = value
+
+    def header(self, parts: list[str]) -> None:
+        """One ``F`` line: a file, directory, other, absent, unreadable or broken link."""
+        self.finish()
+        self.lines, self.noeol = [], False
+        kind = parts[1]
         if kind in ("absent", "unreadable") and len(parts) >= 3:
             path = "\t".join(parts[2:])
             if kind == "unreadable":
-                errors[path] = "permission denied (run as a user that can read it)"
-            continue
+                self.errors[path] = "permission denied (run as a user that can read it)"
+            return
+        if kind == "broken-link" and len(parts) >= 4:
+            self.facts["\t".join(parts[3:])] = {"type": "symlink", "link": parts[2], "broken": True}
+            return
         if kind not in ("file", "directory", "other") or len(parts) < 6:
-            continue
+            return
         meta = parts[2].split(" ")
         if len(meta) != 4:
-            continue
-        path = "\t".join(parts[5:])
+            return
+        self.path = "\t".join(parts[5:])
         mode, owner, group, size = meta
         fact: dict[str, object] = {
             "type": kind,
@@ -109,21 +183,47 @@ def parse(raw: str) -> ParseResult:
             fact["size"] = int(size) if size.isdigit() else size
             fact["sha256"] = parts[3]
             if parts[4] == "text":
-                fact["content"] = ""
+                fact["content"] = ""  # filled in by finish()
             else:
                 fact["content_note"] = {"binary": "binary file", "large": "over size limit"}.get(
                     parts[4], parts[4]
                 )
-        facts[path] = fact
-        current = fact
-    finish()
-    return ParseResult(dict(facts), errors)
+        self.facts[self.path] = fact
+        self.current = fact
+
+
+def parse(raw: str) -> ParseResult:
+    """Path -> {type, mode, owner, group, size, sha256, content | format, link?}
+    and, for files in a known format, ``path#setting`` -> value.
+
+    Absent paths produce no fact (so present-vs-absent is missing/extra drift);
+    unreadable ones, and globs or directories with more files than the limit,
+    become errors (incomplete, never "same").
+    """
+    state = _FileParser()
+    for line in raw.split("\n"):
+        if line.startswith("|"):
+            if state.current is not None:
+                state.lines.append(line[1:])
+        elif line == "N\tnoeol":
+            state.noeol = True
+        elif line.startswith("L\t"):
+            if state.current is not None:
+                state.current["link"] = line[2:]
+        elif line.startswith("T\t"):
+            state.errors[line[2:]] = (
+                "more files than collect.dir_max_files; only the first ones (sorted) were read"
+            )
+        elif line.startswith("F\t") and len(line.split("\t")) > 2:
+            state.header(line.split("\t"))
+    state.finish()
+    return ParseResult(dict(state.facts), state.errors)
 
 
 COLLECTOR = Collector(
     name="files",
-    description="configured files: sha256, size, mode, owner, group, text content (secrets "
-    "redacted)",
+    description="configured files, globs and directories: mode, owner, group, symlink target, "
+    "sha256, size, and content or per-setting values (secrets redacted)",
     shell=shell,
     parse=parse,
     requires=("stat",),

@@ -140,7 +140,15 @@ def scenario() -> tuple[list[LabHostSpec], list[Planted]]:
             "inconsistent",
             "prod-web2 disagrees with its twin",
         ),
-        Planted("files", APP_CONF, "changed", "edited in staging: password and pool size"),
+        Planted(
+            "files",
+            f"{APP_CONF}#database.password",
+            "changed",
+            "password edited in staging (compared by keyed hash, never shown)",
+        ),
+        Planted(
+            "files", f"{APP_CONF}#database.pool_size", "changed", "pool size edited in staging"
+        ),
         Planted("files", SECRETS_ENV, "changed", "world-readable in staging (0644)"),
         Planted("apps", "myapp", "changed", "staging runs 2.5.0-rc1"),
     ]

@@ -57,7 +57,8 @@ def test_report_has_exactly_the_planted_drift(
         ("packages", "less", "missing"),
         ("sysctl", "net.core.somaxconn", "changed"),
         ("sysctl", "net.ipv4.tcp_keepalive_time", "inconsistent"),
-        ("files", "/etc/myapp/app.conf", "changed"),
+        ("files", "/etc/myapp/app.conf#database.password", "changed"),
+        ("files", "/etc/myapp/app.conf#database.pool_size", "changed"),
         ("files", "/etc/myapp/secrets.env", "changed"),
         ("apps", "myapp", "changed"),
     }

@@ -103,15 +103,15 @@ def clean_pair(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 def test_report_flags_exactly_the_planted_drift(clean_pair: tuple[Path, list[str]]) -> None:
     tmp, _ = clean_pair
     assert findings(tmp / "r.json") == {
-        ("files", APP_CONF, "changed"),
+        ("files", f"{APP_CONF}#server.workers", "changed"),
+        ("files", f"{APP_CONF}#server.db_password", "changed"),
         ("sysctl", "net.core.somaxconn", "changed"),
     }
     data = json.loads((tmp / "r.json").read_text())
     somaxconn = next(f for f in data["findings"] if f["key"] == "net.core.somaxconn")
     assert somaxconn["values"]["stg-web1"] == "1234"
-    app = next(f for f in data["findings"] if f["key"] == APP_CONF)
-    changed = {d["path"] for d in app["detail"]}
-    assert {"content", "sha256"} <= changed
+    workers = next(f for f in data["findings"] if f["key"] == f"{APP_CONF}#server.workers")
+    assert workers["values"] == {"prod-web1": "4", "stg-web1": "8"}
     page = (tmp / "r.html").read_text()
     assert "net.core.somaxconn" in page and APP_CONF in page
     assert data["summary"]["hosts"] == {"total": 2, "ok": 2, "incomplete": 0}
@@ -128,9 +128,8 @@ def test_planted_secrets_appear_nowhere(clean_pair: tuple[Path, list[str]]) -> N
             assert secret not in text
     # The changed secret is still visible as drift, by its keyed hash.
     data = json.loads((tmp / "r.json").read_text())
-    app = next(f for f in data["findings"] if f["key"] == APP_CONF)
-    content = next(d for d in app["detail"] if d["path"] == "content")
-    assert "-db_password = <redacted:" in content["diff"]
+    secret = next(f for f in data["findings"] if f["key"] == f"{APP_CONF}#server.db_password")
+    assert all(v.startswith("<redacted:") for v in secret["values"].values())
 
 
 def test_show_and_hosts(lab: Lab, clean_pair: tuple[Path, list[str]]) -> None:

@@ -1,0 +1,320 @@
+"""Parse configuration file contents into flat settings, so drift is per setting.
+
+``settings(path, text)`` picks a format from the file's name (and, for ``.conf``,
+its content), parses it and flattens nested values into ``section.key`` names.
+Anything that does not parse cleanly returns ``None`` and the caller falls back to
+comparing the text line by line. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import posixpath
+import re
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+#: A flat mapping of setting name -> JSON-serialisable value.
+Settings = dict[str, Any]
+
+_COMMENT = ("#", ";")
+
+
+def _name(part: str) -> str:
+    """Quote a key that would be ambiguous inside a dotted name."""
+    return json.dumps(part) if not part or re.search(r"[.\s\[\]\"#]", part) else part
+
+
+def flatten(value: Any, prefix: str = "") -> Settings:
+    """Nested dicts and lists become ``a.b[0].c`` names; empty containers stay leaves."""
+    out: Settings = {}
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            name = _name(str(key))
+            out.update(flatten(item, f"{prefix}.{name}" if prefix else name))
+    elif isinstance(value, list) and value:
+        for i, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{i}]"))
+    else:
+        out[prefix or "(value)"] = value if _is_json_scalar(value) else str(value)
+    return out
+
+
+def _is_json_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | dict | list)
+
+
+def parse_ini(text: str) -> Settings | None:
+    """INI with [sections]; keys before any section land in the DEFAULT section."""
+    parser = configparser.ConfigParser(
+        interpolation=None, strict=False, allow_no_value=True, delimiters=("=", ":")
+    )
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep key case
+    try:
+        parser.read_string(text)
+    except configparser.MissingSectionHeaderError:
+        try:
+            parser.read_string("[DEFAULT]\n" + text)
+        except configparser.Error:
+            return None
+    except configparser.Error:
+        return None
+    out: Settings = {}
+    for key, value in parser.defaults().items():
+        out[_name(key)] = value
+    for section in parser.sections():
+        for key, value in parser.items(section, raw=True):
+            if key in parser.defaults() and parser.defaults()[key] == value:
+                continue  # inherited from DEFAULT, already listed once
+            out[f"{_name(section)}.{_name(key)}"] = value
+    return out
+
+
+def parse_yaml(text: str) -> Settings | None:
+    """YAML (all documents; several documents get a [n] prefix)."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError:
+        return None
+    if not docs:
+        return {}
+    if len(docs) == 1:
+        return flatten(docs[0])
+    return flatten(docs)
+
+
+def parse_json(text: str) -> Settings | None:
+    """JSON."""
+    try:
+        return flatten(json.loads(text))
+    except ValueError:
+        return None
+
+
+def parse_toml(text: str) -> Settings | None:
+    """TOML."""
+    try:
+        return flatten(tomllib.loads(text))
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+def _assignments(
+    text: str, split: Callable[[str], tuple[str, str] | None], fold_case: bool = False
+) -> Settings | None:
+    """Line-oriented ``key<sep>value`` files; a repeated key becomes a list.
+
+    Returns None when too few lines look like assignments to be this format.
+    """
+    out: Settings = {}
+    seen = bad = 0
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(_COMMENT):
+            continue
+        seen += 1
+        pair = split(line)
+        if pair is None:
+            bad += 1
+            continue
+        key, value = pair
+        key = key.lower() if fold_case else key
+        if key in out:
+            previous = out[key]
+            out[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            out[key] = value
+    if seen and bad * 5 > seen:  # more than a fifth unrecognised: not this format
+        return None
+    return out
+
+
+_ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+_KV_LINE = re.compile(r"^([A-Za-z0-9_][\w.\-/]*)\s*(?:=|:)\s*(.*)$")
+_SPACE_LINE = re.compile(r"^([A-Za-z][\w.\-]*)\s+(.+)$")
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def parse_env(text: str) -> Settings | None:
+    """Environment files: ``KEY=value`` with optional ``export`` and quotes."""
+
+    def split(line: str) -> tuple[str, str] | None:
+        m = _ENV_LINE.match(line)
+        return (m[1], _unquote(m[2])) if m else None
+
+    return _assignments(text, split)
+
+
+def parse_sysctl_conf(text: str) -> Settings | None:
+    """sysctl.conf: ``a.b.c = value`` (``a/b/c`` written as ``a.b.c``; '-' prefix ignored)."""
+
+    def split(line: str) -> tuple[str, str] | None:
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            return None
+        return key.strip().lstrip("-").replace("/", "."), value.strip()
+
+    return _assignments(text, split)
+
+
+def parse_keyvalue(text: str) -> Settings | None:
+    """Generic ``key = value`` / ``key: value`` files without sections."""
+
+    def split(line: str) -> tuple[str, str] | None:
+        m = _KV_LINE.match(line)
+        return (m[1], _unquote(m[2])) if m else None
+
+    return _assignments(text, split)
+
+
+def parse_ssh(text: str) -> Settings | None:
+    """sshd_config/ssh_config: case-insensitive ``Keyword value``; ``Match`` opens a block."""
+    out: Settings = {}
+    prefix = ""
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^(\S+?)(?:\s*=\s*|\s+)(.*)$", line)
+        if m is None:
+            return None
+        keyword, value = m[1].lower(), m[2].strip()
+        if keyword in ("match", "host"):
+            # Settings inside a Match/Host block apply conditionally: keep them apart.
+            prefix = f"{keyword} {value}."
+            continue
+        lines.append(f"{prefix}{keyword}\t{value}")
+    for line in lines:
+        key, value = line.split("\t", 1)
+        if key in out:
+            previous = out[key]
+            out[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            out[key] = value
+    return out
+
+
+_NGINX_TOKEN = re.compile(
+    r"""\s*(?:(\#[^\n]*)|("(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[{};]|[^\s{};"']+))"""
+)
+
+
+def parse_nginx(text: str) -> Settings | None:
+    """nginx-style ``directive args;`` and ``block args { ... }`` (also used by many others).
+
+    Names are the block path: ``http.server[1].listen``; a block or directive that
+    repeats in the same place is numbered in order of appearance.
+    """
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(text):
+        m = _NGINX_TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            if text[pos:].strip():
+                return None
+            break
+        pos = m.end()
+        if m[2] is not None:
+            tokens.append(m[2])
+    tree: list[tuple[str, list[str], Any]] = []
+    stack: list[list[tuple[str, list[str], Any]]] = [tree]
+    words: list[str] = []
+    for tok in tokens:
+        if tok == ";":
+            if not words:
+                continue
+            stack[-1].append((words[0], words[1:], None))
+            words = []
+        elif tok == "{":
+            if not words:
+                return None
+            children: list[tuple[str, list[str], Any]] = []
+            stack[-1].append((words[0], words[1:], children))
+            stack.append(children)
+            words = []
+        elif tok == "}":
+            if len(stack) == 1 or words:
+                return None
+            stack.pop()
+        else:
+            words.append(tok)
+    if len(stack) != 1 or words:
+        return None
+    return _nginx_flatten(tree, "")
+
+
+def _nginx_flatten(nodes: list[tuple[str, list[str], Any]], prefix: str) -> Settings:
+    out: Settings = {}
+    counts: dict[str, int] = {}
+    for name, _args, _children in nodes:
+        counts[name] = counts.get(name, 0) + 1
+    index: dict[str, int] = {}
+    for name, args, children in nodes:
+        n = index.get(name, 0)
+        index[name] = n + 1
+        key = f"{prefix}{_name(name)}" + (f"[{n}]" if counts[name] > 1 else "")
+        if children is None:
+            out[key] = " ".join(args)
+        else:
+            if args:
+                out[f"{key}(args)"] = " ".join(args)
+            out.update(_nginx_flatten(children, key + "."))
+    return out
+
+
+Parser = Callable[[str], "Settings | None"]
+
+
+def detect(path: str, text: str) -> tuple[str, Parser] | None:
+    """The format of a file by its name (and a look at ``.conf`` contents)."""
+    name = posixpath.basename(path).lower()
+    directory = posixpath.dirname(path)
+    ext = posixpath.splitext(name)[1]
+    if ext in (".yaml", ".yml"):
+        return "yaml", parse_yaml
+    if ext == ".json":
+        return "json", parse_json
+    if ext == ".toml":
+        return "toml", parse_toml
+    if ext in (".ini", ".cfg", ".cnf"):
+        return "ini", parse_ini
+    if ext == ".env" or name in (".env", "environment") or directory == "/etc/default":
+        return "env", parse_env
+    if name in ("sshd_config", "ssh_config") or directory.endswith(
+        ("/sshd_config.d", "/ssh_config.d")
+    ):
+        return "ssh", parse_ssh
+    if name == "sysctl.conf" or directory.endswith("/sysctl.d"):
+        return "sysctl", parse_sysctl_conf
+    if "nginx" in path or (
+        ext == ".conf" and re.search(r"^\s*[\w.-]+[^;\n]*\{\s*$", text, re.M)
+    ):
+        return "nginx", parse_nginx
+    if ext == ".conf":
+        if re.search(r"^\s*\[[^\]]+\]\s*$", text, re.M):
+            return "ini", parse_ini
+        return "keyvalue", parse_keyvalue
+    return None
+
+
+def settings(path: str, text: str) -> tuple[str, Settings] | None:
+    """(format, flat settings) for a config file, or None to compare it as text."""
+    found = detect(path, text)
+    if found is None:
+        return None
+    fmt, parser = found
+    parsed = parser(text)
+    if parsed is None:
+        return None
+    return fmt, parsed

@@ -1,0 +1,130 @@
+"""Config files become flat settings, so drift is reported per setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftcheck.collectors.config_formats import detect, flatten, settings
+
+
+def test_flatten_names() -> None:
+    assert flatten({"a": {"b": [1, {"c": None}], "d.e": "x"}, "empty": {}}) == {
+        "a.b[0]": 1,
+        "a.b[1].c": None,
+        'a."d.e"': "x",
+        "empty": {},
+    }
+
+
+def test_ini_with_default_section_and_case() -> None:
+    text = "top = 1\n[server]\nListen = 8080\n; comment\n[database]\npool_size: 20\nflag\n"
+    assert settings("/etc/myapp/app.ini", text) == (
+        "ini",
+        {"top": "1", "server.Listen": "8080", "database.pool_size": "20", "database.flag": None},
+    )
+
+
+def test_conf_with_sections_is_ini() -> None:
+    fmt, parsed = settings("/etc/myapp/app.conf", "[server]\nworkers = 4\n")  # type: ignore[misc]
+    assert fmt == "ini" and parsed == {"server.workers": "4"}
+
+
+def test_yaml_nested_and_multi_document() -> None:
+    assert settings("/etc/app.yml", "db:\n  pool: 5\n  hosts: [a, b]\n") == (
+        "yaml",
+        {"db.pool": 5, "db.hosts[0]": "a", "db.hosts[1]": "b"},
+    )
+    assert settings("/etc/app.yaml", "a: 1\n---\nb: 2\n") == ("yaml", {"[0].a": 1, "[1].b": 2})
+
+
+def test_json_and_toml() -> None:
+    assert settings("/etc/app.json", '{"a": {"b": true}}') == ("json", {"a.b": True})
+    assert settings("/etc/app.toml", "[tool]\nx = 1\n") == ("toml", {"tool.x": 1})
+
+
+def test_env_file() -> None:
+    text = "# comment\nexport DB_HOST=db.internal\nPOOL='5'\nEMPTY=\n"
+    assert settings("/etc/myapp/app.env", text) == (
+        "env",
+        {"DB_HOST": "db.internal", "POOL": "5", "EMPTY": ""},
+    )
+
+
+def test_sshd_config_real_file() -> None:
+    text = Path("/etc/ssh/sshd_config").read_text()
+    fmt, parsed = settings("/etc/ssh/sshd_config", text)  # type: ignore[misc]
+    assert fmt == "ssh"
+    assert parsed["include"] == "/etc/ssh/sshd_config.d/*.conf"
+    assert "subsystem" in parsed
+
+
+def test_sshd_repeated_keywords_and_match_blocks() -> None:
+    text = "Port 22\nPort 2222\nPermitRootLogin no\nMatch User backup\n  PermitRootLogin yes\n"
+    assert settings("/etc/ssh/sshd_config", text) == (
+        "ssh",
+        {
+            "port": ["22", "2222"],
+            "permitrootlogin": "no",
+            "match User backup.permitrootlogin": "yes",
+        },
+    )
+
+
+def test_sysctl_conf() -> None:
+    text = "# x\nnet.core.somaxconn = 1024\n-kernel/yama/ptrace_scope=1\n"
+    assert settings("/etc/sysctl.d/99-x.conf", text) == (
+        "sysctl",
+        {"net.core.somaxconn": "1024", "kernel.yama.ptrace_scope": "1"},
+    )
+
+
+NGINX = """\
+user www-data;
+events { worker_connections 1024; }
+http {
+    include mime.types;
+    server { listen 80; server_name a.example.com;
+             location / { proxy_pass http://127.0.0.1:8080; } }
+    server { listen 443 ssl; server_name "b.example.com"; }
+}
+"""
+
+
+def test_nginx_blocks_and_repeats() -> None:
+    fmt, parsed = settings("/etc/nginx/nginx.conf", NGINX)  # type: ignore[misc]
+    assert fmt == "nginx"
+    assert parsed["events.worker_connections"] == "1024"
+    assert parsed["http.server[0].listen"] == "80"
+    assert parsed["http.server[1].listen"] == "443 ssl"
+    assert parsed["http.server[0].location(args)"] == "/"
+    assert parsed["http.server[0].location.proxy_pass"] == "http://127.0.0.1:8080"
+    assert parsed["http.server[1].server_name"] == '"b.example.com"'
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("/etc/app.json", "{not json"),
+        ("/etc/app.yaml", "a: [1, 2"),
+        ("/etc/app.toml", "x = = 1"),
+        ("/etc/nginx/nginx.conf", "http { listen 80;"),
+        ("/etc/app.conf", "this is\njust prose\nnot settings at all\n"),
+        ("/etc/motd", "Welcome\n"),
+    ],
+)
+def test_unparseable_falls_back_to_text(path: str, text: str) -> None:
+    assert settings(path, text) is None
+
+
+def test_detection_by_name() -> None:
+    def fmt(path: str, text: str = "") -> str | None:
+        found = detect(path, text)
+        return found[0] if found else None
+
+    assert fmt("/etc/default/grub") == "env"
+    assert fmt("/etc/ssh/sshd_config.d/50-cloud.conf") == "ssh"
+    assert fmt("/etc/mysql/my.cnf") == "ini"
+    assert fmt("/etc/app.conf", "key = value\n") == "keyvalue"
+    assert fmt("/etc/haproxy.conf", "global {\n}\n") == "nginx"
