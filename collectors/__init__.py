@@ -6,13 +6,35 @@ fixtures under ``tests/fixtures/<name>/``.
 
 from __future__ import annotations
 
-from . import apps, files, os_info, packages, sysctl
+from . import (
+    apps,
+    cron,
+    files,
+    groups,
+    kernel,
+    os_info,
+    packages,
+    ports,
+    python_pkgs,
+    services,
+    sysctl,
+    sysctl_config,
+    users,
+)
 from .base import Collector
 
 REGISTRY: tuple[Collector, ...] = (
     os_info.COLLECTOR,
+    kernel.COLLECTOR,
     packages.COLLECTOR,
+    python_pkgs.COLLECTOR,
+    services.COLLECTOR,
+    users.COLLECTOR,
+    groups.COLLECTOR,
+    ports.COLLECTOR,
+    cron.COLLECTOR,
     sysctl.COLLECTOR,
+    sysctl_config.COLLECTOR,
     files.COLLECTOR,
     apps.COLLECTOR,
 )
