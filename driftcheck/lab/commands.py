@@ -90,6 +90,9 @@ def run(
             stdin=None if input is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
+            # Output from inside a host is not always UTF-8 (file names, program
+            # names); keep it visible instead of failing the command.
+            errors="backslashreplace",
             timeout=timeout,
             env=dict(env) if env is not None else None,
             cwd=cwd,

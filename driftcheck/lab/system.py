@@ -37,8 +37,10 @@ class Proc:
 def read_proc(pid: int) -> Proc | None:
     """Parse /proc/PID/stat; None when the process is gone."""
     try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ValueError):
+        # Bytes, not text: a program name need not be UTF-8, and a process we
+        # cannot decode must still be found (and killed) at teardown.
+        data = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "replace")
+    except OSError:
         return None
     # comm (field 2) may contain spaces and parentheses: split after the last ')'.
     rest = data[data.rindex(")") + 2 :].split()
@@ -80,7 +82,7 @@ def cmdline(pid: int) -> str:
 def comm(pid: int) -> str:
     """The short program name of ``pid`` ('?' when gone)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        return Path(f"/proc/{pid}/comm").read_bytes().decode("utf-8", "replace").strip()
     except OSError:
         return "?"
 
