@@ -48,7 +48,7 @@ def ssh_port(
 
 def proc_state(pid: int) -> str | None:
     try:
-        data = Path(f"/proc/{pid}/stat").read_text()
+        data = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "replace")
     except OSError:
         return None
     return data[data.rindex(")") + 2 :].split()[0]
