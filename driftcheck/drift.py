@@ -165,6 +165,24 @@ def _nested_changes(host: str, ref: Any, tgt: Any) -> tuple[Change, ...]:
     return tuple(sorted(changes, key=lambda c: c.path))
 
 
+#: An error on a key also covers the keys below it: an unreadable directory its
+#: files ("/etc/app/" + name), an unreadable virtualenv its packages ("venv:" +
+#: name), a config file its settings ("path#" + setting).
+_BELOW = ("/", ":", "#")
+
+
+def _error_for(key: str, errors: Mapping[str, str]) -> str | None:
+    """Why ``key`` could not be read on a host: its own error or one above it."""
+    if not errors:
+        return None
+    if key in errors:
+        return errors[key]
+    for parent, why in errors.items():
+        if key.startswith(parent) and key[len(parent) : len(parent) + 1] in _BELOW:
+            return why
+    return None
+
+
 def _section(snap: HostSnapshot | None, collector: str) -> tuple[SectionResult | None, str]:
     """The section if it can be compared, else None and why not."""
     if snap is None:
@@ -294,7 +312,9 @@ def _compare_section(
             skipped += 1
             continue
         compared += 1
-        errors = {h: sections[h].errors[key] for h in hosts if key in sections[h].errors}
+        errors = {
+            h: why for h in hosts if (why := _error_for(key, sections[h].errors)) is not None
+        }
         values = {h: sections[h].facts.get(key, _ABSENT) for h in hosts}
         shown = {h: (None if v is _ABSENT else v) for h, v in values.items()}
         if errors:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from driftcheck.cli import app
+from driftcheck.collectors import BY_NAME, REGISTRY
 
 LOCAL = """\
 defaults: {transport: local, command_timeout: 60}
@@ -62,13 +63,7 @@ def test_collect_then_report_then_show(env: Path) -> None:
     code, out, _ = invoke("show", "here-stg", "-i", str(env / "inv.yaml"), "-c", "apps")
     assert code == 0 and "python\t1" in out
     code, out, _ = invoke("show", "here-stg", "-i", str(env / "inv.yaml"), "-f", "json")
-    assert code == 0 and set(json.loads(out)["sections"]) == {
-        "os",
-        "packages",
-        "sysctl",
-        "files",
-        "apps",
-    }
+    assert code == 0 and set(json.loads(out)["sections"]) == set(BY_NAME)
     code, out, _ = invoke("hosts", "-i", str(env / "inv.yaml"))
     assert code == 0 and out.count(" ok") == 2
 
@@ -115,10 +110,4 @@ def test_unknown_format_is_a_usage_error(env: Path) -> None:
 def test_collectors_lists_every_collector() -> None:
     code, out, _ = invoke("collectors")
     assert code == 0
-    assert [line.split()[0] for line in out.splitlines()] == [
-        "os",
-        "packages",
-        "sysctl",
-        "files",
-        "apps",
-    ]
+    assert [line.split()[0] for line in out.splitlines()] == [c.name for c in REGISTRY]

@@ -223,3 +223,20 @@ def test_inventory_can_ask_for_a_volatile_key() -> None:
     report = compare(inv, snaps, SYSCTL, "now")
     assert [(f.key, f.state.value) for f in report.findings] == [("kernel.hostname", "changed")]
     assert report.volatile_skipped["sysctl"] == 1
+
+
+def test_error_on_a_parent_key_makes_its_children_incomplete() -> None:
+    venv = SectionResult("python", SectionStatus.OK, {}, {"/opt/venv": "permission denied"})
+    ok = {"/opt/venv": "3.11", "/opt/venv:six": "1.16.0", "system:pip": "23.0"}
+    snaps = {
+        "prod1": snapshot("prod1", "production", ["web"], {"python": ok}),
+        "prod2": snapshot("prod2", "production", ["web"], {"python": ok}),
+        "stg1": snapshot("stg1", "staging", ["web"], {"python": venv}),
+    }
+    report = compare(INV, snaps, [BY_NAME["python"]], "now")
+    got = {(f.key, f.state.value) for f in report.findings}
+    assert got == {
+        ("/opt/venv", "incomplete"),
+        ("/opt/venv:six", "incomplete"),  # unknown, not "missing"
+        ("system:pip", "missing"),
+    }
