@@ -1,4 +1,4 @@
-"""``packages``: installed OS packages and their versions (dpkg; rpm when present)."""
+"""``packages``: installed OS packages and their versions (dpkg, apk, rpm)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,53 @@ from driftcheck.model import ParseResult
 
 from .base import Collector
 
+# One block per package database found on the host, each headed "#dpkg", "#apk"
+# or "#rpm". dpkg and rpm print "name<TAB>arch<TAB>version" lines (dpkg with the
+# status letters first); apk prints the P:/V:/A: lines of its installed database.
 SHELL = """\
+found=
 if command -v dpkg-query >/dev/null 2>&1; then
   echo '#dpkg'
   dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Architecture}\\t${Version}\\n' || exit
+  found=1
 fi
+# apk: read the installed database itself, which is what apk reads: no process of
+# apk's (that would load repository indexes and warn about stale ones), and name,
+# version and arch in fields of their own ("apk info -v" and "apk list" glue name
+# and version with '-', which both may contain). Blank lines end a record; the
+# description of a virtual package (apk add --virtual) is kept to recognise it.
+# apk-tools 3 and usr-merged systems (Wolfi) keep the database under /usr/lib.
+for db in /lib/apk/db/installed /usr/lib/apk/db/installed; do
+  [ -f "$db" ] || continue
+  echo '#apk'
+  sed -n -e '/^[PVA]:/p' -e '/^T:virtual meta package$/p' -e '/^$/p' "$db" || exit
+  found=1
+  break
+done
+# rpm also exists on dpkg systems (Debian's rpm package), where its database is a
+# per-user ~/.rpmdb: "rpm -qa" creates it when missing (a write on a read-only
+# run) and fails for a user whose HOME is not writable, and what it lists is not
+# the system's packages. So next to another package manager, read rpm only from
+# a database that already exists outside HOME.
 if command -v rpm >/dev/null 2>&1; then
-  echo '#rpm'
-  rpm -qa --qf '%{NAME}\\t%{ARCH}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n' || exit
+  db=$(rpm -E '%{_dbpath}' 2>/dev/null) || db=
+  case $db in */.rpmdb) db= ;; esac
+  if [ -z "$found" ] || { [ -n "$db" ] && { [ -e "$db/rpmdb.sqlite" ] ||
+      [ -e "$db/Packages.db" ] || [ -e "$db/Packages" ]; }; }; then
+    echo '#rpm'
+    rpm -qa --qf '%{NAME}\\t%{ARCH}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n' || exit
+  fi
 fi
 """
 
 # dpkg status letters (second letter of db:Status-Abbrev) that mean "not installed".
 _DPKG_ABSENT = {"n", "c"}
 _DPKG_STATES = {"U": "unpacked", "F": "half-configured", "H": "half-installed"}
+_HEADERS = {"#dpkg": "dpkg", "#apk": "apk", "#rpm": "rpm"}
+#: What a virtual apk package is reported as: its version is only the time it was
+#: made (apk add --virtual NAME writes YYYYMMDD.HHMMSS), which differs between any
+#: two hosts and says nothing; the packages it pulls in are listed on their own.
+APK_VIRTUAL = "(virtual)"
 
 
 def shell(_settings: CollectSettings) -> str:
@@ -30,18 +63,63 @@ def shell(_settings: CollectSettings) -> str:
     return SHELL
 
 
+class _ApkReader:
+    """Turns the P:/V:/A: lines of apk's installed database into packages.
+
+    Records are separated by blank lines; one without a version is not an
+    installed package (apk never writes one) and is skipped like any other line
+    that makes no sense.
+    """
+
+    def __init__(self, found: dict[tuple[str, str], list[str]]) -> None:
+        self.found = found
+        self._reset()
+
+    def _reset(self) -> None:
+        self.name = self.version = self.arch = ""
+        self.virtual = False
+
+    def feed(self, line: str) -> None:
+        """Fold one line into the current record; a blank line ends it."""
+        if not line.strip():
+            self.finish()
+        elif line.startswith("P:"):
+            if self.name:  # a new record without a blank line before it
+                self.finish()
+            self.name = line[2:]
+        elif line.startswith("V:"):
+            self.version = line[2:]
+        elif line.startswith("A:"):
+            self.arch = line[2:]
+        elif line == "T:virtual meta package":
+            self.virtual = True
+
+    def finish(self) -> None:
+        """End the current record, keeping it when it names an installed package."""
+        if self.name and self.version:
+            version = APK_VIRTUAL if self.virtual else self.version
+            self.found[(self.name, self.arch)].append(version)
+        self._reset()
+
+
 def parse(raw: str) -> ParseResult:
     """Package name -> version.
 
     The key is ``name`` or, when one name is installed for several architectures
     (multiarch), ``name:arch``. Several versions of one package (rpm kernels) are
-    joined with ", ". A package left half-installed is reported with its state.
+    joined with ", ". A package left half-installed is reported with its state; a
+    virtual apk package as ``(virtual)``.
     """
     found: dict[tuple[str, str], list[str]] = defaultdict(list)
+    apk = _ApkReader(found)
     manager = ""
     for line in raw.splitlines():
-        if line in ("#dpkg", "#rpm"):
-            manager = line[1:]
+        if line in _HEADERS:
+            apk.finish()
+            manager = _HEADERS[line]
+            continue
+        if manager == "apk":
+            apk.feed(line)
             continue
         fields = line.split("\t")
         if manager == "dpkg" and len(fields) == 4:
@@ -53,6 +131,7 @@ def parse(raw: str) -> ParseResult:
         elif manager == "rpm" and len(fields) == 3 and fields[0]:
             name, arch, version = fields
             found[(name, arch)].append(version)
+    apk.finish()
     archs: dict[str, set[str]] = defaultdict(set)
     for name, arch in found:
         archs[name].add(arch)
@@ -65,9 +144,10 @@ def parse(raw: str) -> ParseResult:
 
 COLLECTOR = Collector(
     name="packages",
-    description="installed packages and versions (dpkg-query -W; rpm -qa)",
+    description="installed packages and versions (dpkg-query -W; apk's installed "
+    "database; rpm -qa)",
     shell=shell,
     parse=parse,
-    requires=("dpkg-query", "rpm"),
+    requires=("dpkg-query", "rpm", "apk"),
     timeout=lambda _s: 120.0,
 )
