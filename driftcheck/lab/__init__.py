@@ -3,8 +3,9 @@
 Each lab host is a genuine OpenSSH server that a client reaches on
 ``127.0.0.1:PORT``, with its own network namespace (per-host ``net.*``
 sysctls), hostname, host key and overlay root over the real ``/`` in which
-files, modes, owners and Debian packages can differ from the real machine
-(see :mod:`driftcheck.lab.host`).  Typical use::
+files, modes, owners and Debian packages can differ from the real machine,
+and its own view of the shared kernel's command line and module list
+(``kernel_state``; see :mod:`driftcheck.lab.host`).  Typical use::
 
     with Lab() as lab:
         lab.up([LabHostSpec("prod-web1", "production"),

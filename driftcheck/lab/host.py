@@ -10,6 +10,9 @@ A host is
   the lab: every write inside the host (files, the dpkg database of packages
   installed there) lands in that upper directory, never in the real root;
 * its own hostname and its own, freshly generated, ed25519 host key;
+* optionally its own kernel state (``LabHostSpec.kernel_state``): the text
+  it sees at /proc/cmdline and /proc/modules, although every host runs the
+  one real kernel (see :func:`kernel_state_script`);
 * a ``socat`` listener on 127.0.0.1 that runs ``sshd -i`` inside the host's
   namespaces for each connection (or, for faults, a sleeper or a port that
   is held but never listened on).
@@ -17,6 +20,8 @@ A host is
 
 from __future__ import annotations
 
+import os
+import posixpath
 import shlex
 import socket
 import subprocess
@@ -31,7 +36,7 @@ from driftcheck.lab.names import LAB_ADDRESS, netns_name
 from driftcheck.lab.packages import Wanted, apply_packages
 from driftcheck.lab.provision import fresh_root_home, key_only, keygen, provision_script
 from driftcheck.lab.runtime import HostRuntime
-from driftcheck.lab.spec import LabHostSpec
+from driftcheck.lab.spec import LabHostSpec, ModuleLine, parse_modules
 from driftcheck.lab.state import LabState
 from driftcheck.lab.system import free_port, listening, start_time
 
@@ -112,6 +117,8 @@ class HostBuilder:
             apply_packages(rt, self._debs)
         if spec.sysctls:
             self._set_sysctls(rt)
+        if spec.kernel_state:
+            self._apply_kernel_state(rt)
         if spec.fault == "down":
             self._hold_port(rt)
         else:
@@ -193,6 +200,27 @@ class HostBuilder:
                         f"sysctl {key} is not per network namespace; refused and restored"
                     )
 
+    def _apply_kernel_state(self, rt: HostRuntime) -> None:
+        """Make the host see the spec's text at /proc/cmdline and /proc/modules.
+
+        See :func:`kernel_state_script` for how, and its limits. The texts are
+        files in the host's directory (removed with it); the mounts live only
+        in the host's mount namespace and vanish with it.
+        """
+        kdir = rt.hdir / "kernel"
+        kdir.mkdir(mode=0o755, exist_ok=True)
+        for path, text in rt.spec.kernel_state.items():
+            source = kdir / posixpath.basename(path)
+            source.write_text(text)
+            # World-readable like the kernel's own files: the collector may run
+            # as an unprivileged user.
+            os.chmod(source, 0o444)
+        script = kernel_state_script(
+            str(rt.root), kdir, rt.spec.kernel_state, os.path.exists("/proc/modules")
+        )
+        # Only the host's mount namespace: no chroot, the real machine's mount(8).
+        run(["nsenter", f"--mount={rt.mnt_file}", "sh", "-c", script])
+
     def _spawn(
         self, rt: HostRuntime, argv: Sequence[str], pass_fds: Sequence[int] = ()
     ) -> subprocess.Popen[bytes]:
@@ -265,3 +293,80 @@ class HostBuilder:
         raise LabError(
             f"socat listener for {rt.spec.name} did not start: {last_error or 'no output'}"
         )
+
+
+def kernel_state_script(
+    root: str, kdir: Path, kernel_state: Mapping[str, str], proc_modules: bool
+) -> str:
+    """sh, run in a host's mount namespace, that presents ``kernel_state``.
+
+    All lab hosts share the real kernel, so this is presentation only: the
+    text of "/proc/X" (already in ``kdir``/X) is bind-mounted read-only over
+    the file in the host's own procfs mount at ``root``/proc; the real
+    machine and the other hosts see nothing.
+
+    A kernel without module support (CONFIG_MODULES=n; ``proc_modules``
+    False) has no /proc/modules, and a file cannot be created in procfs nor
+    procfs be overlaid (overlayfs refuses it as a lower layer). Such a kernel
+    shows loadable modules in /sys/module only (NAME/initstate exists for
+    loadable modules alone), so the modules are presented there instead: a
+    tmpfs over the host's /sys/module holding the real built-in entries
+    (bind-mounted, so their parameters stay readable) and, per module,
+    initstate, taint, refcnt, coresize and holders/ as the kernel lays them
+    out. A given name hides a real entry of that name, and real loadable
+    modules (none on such a kernel) are left out: the host sees exactly the
+    given list. Programs that read /proc/modules (lsmod) see nothing there.
+    """
+    lines = ["set -eu"]
+    for path in sorted(kernel_state):
+        name = posixpath.basename(path)
+        if path == "/proc/modules" and not proc_modules:
+            modules = parse_modules(kernel_state[path])
+            lines.append(_sys_module_script(shlex.quote(root), kdir / "sys-module", modules))
+            continue
+        source = shlex.quote(str(kdir / name))
+        target = shlex.quote(root + path)
+        lines.append(f"mount --bind {source} {target}")
+        lines.append(f"mount -o remount,bind,ro {target}")
+    return "\n".join(lines)
+
+
+def _sys_module_script(root: str, staging: Path, modules: list[ModuleLine]) -> str:
+    """sh that replaces the host's /sys/module with the built-ins plus ``modules``.
+
+    The tmpfs is filled at ``staging`` (a directory of the lab) and then moved
+    onto /sys/module, so the host never sees a half-built directory.
+    """
+    planted = " ".join(m.name for m in modules)
+    t = shlex.quote(str(staging))
+    lines = [
+        f"mkdir -p {t}",
+        f"mount -t tmpfs -o mode=0755 dclab-sys-module {t}",
+        f"for d in {root}/sys/module/*; do",
+        "  n=${d##*/}",
+        # A real loadable module (it has initstate) or a planted name: not kept.
+        '  [ -e "$d/initstate" ] && continue',
+        f'  case " {planted} " in *" $n "*) continue ;; esac',
+        f'  mkdir {t}/"$n" && mount --bind "$d" {t}/"$n"',
+        "done",
+    ]
+    for m in modules:
+        mdir = f"{t}/{m.name}"
+        state = {"Live": "live", "Loading": "coming", "Unloading": "going"}[m.state]
+        refcnt = m.refcount if m.refcount != "-" else "0"
+        lines.append(f"mkdir -p {mdir}/holders")
+        for name, value in (
+            ("initstate", state),
+            ("taint", m.taint),
+            ("refcnt", refcnt),
+            ("coresize", str(m.size)),
+        ):
+            lines.append(f"printf '%s\\n' {shlex.quote(value)} > {mdir}/{name}")
+        for user in m.users:
+            lines.append(f"ln -s ../../{user} {mdir}/holders/{user}")
+        lines.append(f"chmod 0444 {mdir}/initstate {mdir}/taint {mdir}/refcnt {mdir}/coresize")
+    lines += [
+        f"mount --move {t} {root}/sys/module",
+        f"mount -o remount,ro {root}/sys/module",
+    ]
+    return "\n".join(lines)

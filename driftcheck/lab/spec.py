@@ -27,6 +27,19 @@ _SYSCTL_RE = re.compile(r"net(?:\.[A-Za-z0-9_:-]+)+")
 _PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 _VERSION_RE = re.compile(r"(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*")
 
+#: The kernel files whose text a lab host can be given (see ``LabHostSpec.kernel_state``).
+KERNEL_STATE_PATHS: tuple[str, ...] = ("/proc/cmdline", "/proc/modules")
+#: The kernel's COMMAND_LINE_SIZE on x86 is 2048 (4096 on some architectures).
+_CMDLINE_MAX = 4096
+# One /proc/modules line as the kernel prints it (kernel/module/procfs.c m_show()):
+# "name size refcount users state address [(taints)]"; refcount and users are
+# "-" without CONFIG_MODULE_UNLOAD. Module names are at most 55 characters.
+_MODULE_LINE_RE = re.compile(
+    r"(?P<name>[A-Za-z0-9_-]{1,55}) (?P<size>[0-9]+) (?P<refcount>-?[0-9]+|-) "
+    r"(?P<users>-|(?:(?:[A-Za-z0-9_-]{1,55}|\[permanent\]),)+) "
+    r"(?P<state>Live|Loading|Unloading) (?P<address>0x[0-9a-f]+)(?: \((?P<taint>[A-Z+-]*)\))?"
+)
+
 
 def check_host_name(name: object) -> str:
     """A host name is a DNS label: it becomes the hostname inside the host."""
@@ -126,6 +139,76 @@ def check_package(name: object, version: object, where: str = "") -> str | None:
     return version
 
 
+@dataclass(frozen=True)
+class ModuleLine:
+    """One module of a planted /proc/modules text."""
+
+    name: str
+    size: int
+    refcount: str
+    #: names of the modules that use this one (the "used by" column)
+    users: tuple[str, ...]
+    state: str
+    taint: str
+
+
+def parse_modules(text: str) -> list[ModuleLine]:
+    """The modules of a /proc/modules text; ValueError names the first bad line."""
+    modules: list[ModuleLine] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line:
+            continue
+        m = _MODULE_LINE_RE.fullmatch(line)
+        if m is None:
+            raise ValueError(f"line {number} is not a /proc/modules line: {line[:80]!r}")
+        users = tuple(u for u in m["users"].rstrip(",").split(",") if u not in ("-", "[permanent]"))
+        modules.append(
+            ModuleLine(
+                m["name"],
+                int(m["size"]),
+                m["refcount"],
+                users,
+                m["state"],
+                (m["taint"] or "").replace("+", "").replace("-", ""),
+            )
+        )
+    names = [mod.name for mod in modules]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"module {dup} is listed twice")
+    return modules
+
+
+def check_kernel_state(host: str, path: object, text: object) -> str:
+    """The text a host sees at ``path`` (one of KERNEL_STATE_PATHS), ending in a newline."""
+    if path not in KERNEL_STATE_PATHS:
+        raise LabError(
+            f"kernel_state path {path!r} on host {host} is not supported; "
+            f"use {' or '.join(KERNEL_STATE_PATHS)}"
+        )
+    if not isinstance(text, str):
+        raise LabError(f"kernel_state {path} on host {host} must be text; quote it")
+    body = text.removesuffix("\n")
+    if "\0" in body:
+        raise LabError(f"kernel_state {path} on host {host} contains a NUL byte; remove it")
+    if path == "/proc/cmdline":
+        if "\n" in body or len(body) > _CMDLINE_MAX:
+            raise LabError(
+                f"kernel_state /proc/cmdline on host {host} must be one line of at most "
+                f"{_CMDLINE_MAX} characters, like 'root=/dev/vda1 ro quiet'"
+            )
+    else:
+        try:
+            parse_modules(body)
+        except ValueError as exc:
+            raise LabError(
+                f"kernel_state /proc/modules on host {host}: {exc}; write lines like "
+                "'dummy 16384 0 - Live 0x0000000000000000'"
+            ) from None
+    # The kernel ends /proc/cmdline with a newline even when it is empty.
+    return body + "\n" if body or path == "/proc/cmdline" else ""
+
+
 def check_fault(host: str, fault: object) -> Fault | None:
     """None or one of :data:`FAULTS`."""
     if fault is not None and fault not in FAULTS:
@@ -151,6 +234,9 @@ class LabHostSpec:
     ``packages`` maps a Debian package name to the exact version to install
     on this host (an upgrade, a downgrade or a package the real machine does
     not have), or to None to remove the package from this host.
+    ``kernel_state`` maps "/proc/cmdline" and/or "/proc/modules" to the text
+    this host sees there instead of the shared kernel's (all lab hosts run
+    one kernel); see :mod:`driftcheck.lab.host` for how, and its limits.
     """
 
     name: str
@@ -162,6 +248,7 @@ class LabHostSpec:
     sysctls: Mapping[str, str] = field(default_factory=_empty, hash=False)
     fault: Fault | None = None
     packages: Mapping[str, str | None] = field(default_factory=_empty, hash=False)
+    kernel_state: Mapping[str, str] = field(default_factory=_empty, hash=False)
 
     def __post_init__(self) -> None:
         name = check_host_name(self.name)
@@ -179,6 +266,9 @@ class LabHostSpec:
         for package, version in self.packages.items():
             check_package(package, version, f" on host {name}")
         check_fault(name, self.fault)
+        kernel_state = {
+            path: check_kernel_state(name, path, text) for path, text in self.kernel_state.items()
+        }
         # Freeze the mappings so a spec cannot change after validation.
         object.__setattr__(self, "roles", roles)
         object.__setattr__(self, "files", _frozen(self.files))
@@ -186,6 +276,7 @@ class LabHostSpec:
         object.__setattr__(self, "file_owners", _frozen(self.file_owners))
         object.__setattr__(self, "sysctls", _frozen(sysctls))
         object.__setattr__(self, "packages", _frozen(self.packages))
+        object.__setattr__(self, "kernel_state", _frozen(kernel_state))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ The file looks like::
       prod-web1: {environment: production, roles: [web], files: {/etc/app.conf: "..."},
                   sysctls: {net.core.somaxconn: "1024"}}
       stg-web1: {environment: staging, packages: {hello: "2.10-3", tzdata: null},
-                 file_modes: {/etc/x: "0600"}, file_owners: {/etc/x: "root:adm"}, fault: down}
+                 file_modes: {/etc/x: "0600"}, file_owners: {/etc/x: "root:adm"}, fault: down,
+                 kernel_state: {/proc/modules: "dummy 16384 0 - Live 0x0000000000000000\\n"}}
 
 It is read with ``yaml.compose`` rather than ``safe_load`` so that every
 error can name its line, and so that scalars keep the text the person typed
@@ -31,6 +32,7 @@ from driftcheck.lab.spec import (
     check_environment,
     check_fault,
     check_host_name,
+    check_kernel_state,
     check_mode,
     check_owner,
     check_package,
@@ -51,6 +53,7 @@ _HOST_FIELDS = (
     "file_owners",
     "sysctls",
     "packages",
+    "kernel_state",
     "fault",
 )
 
@@ -188,6 +191,17 @@ def _host(reader: _Reader, name: str, name_node: Node, node: Node) -> LabHostSpe
                 value, check_package, package, version, f" on host {name}"
             )
         kwargs["packages"] = packages
+
+    if "kernel_state" in fields:
+        kernel_state = {}
+        example = '{/proc/cmdline: "root=/dev/vda1 ro quiet"}'
+        for path, key_node, value in reader.mapping(
+            fields["kernel_state"][1], "kernel_state", example
+        ):
+            text = reader.text(value, f"the kernel_state text of {path}", '"root=/dev/vda1 ro"')
+            kernel_state[path] = reader.check(key_node, check_kernel_state, name, path, "")
+            kernel_state[path] = reader.check(value, check_kernel_state, name, path, text)
+        kwargs["kernel_state"] = kernel_state
 
     if "fault" in fields:
         fault_node = fields["fault"][1]
