@@ -383,7 +383,9 @@ def list_collectors() -> None:
     """List every collector and what it reads."""
     for c in REGISTRY:
         needs = f" [needs {' or '.join(c.requires)}]" if c.requires else ""
-        typer.echo(f"{c.name:<10} {c.description}{needs}")
+        typer.echo(f"{c.name:<14} {c.description}{needs}")
+        if c.volatile:
+            typer.echo(f"{'':<14} volatile, never drift: {', '.join(c.volatile)}")
 
 
 def main() -> None:
