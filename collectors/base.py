@@ -23,7 +23,8 @@ class Collector:
     ``requires`` lists tools of which at least one must exist on the host, else the
     section is "not applicable"; ``volatile`` are key globs that change by nature
     (counters, random values) and are never drift; ``scrub`` removes secrets from
-    the raw output before it is parsed or stored.
+    the raw output before it is parsed or stored; ``compare`` is False for
+    evidence-only collectors.
     """
 
     name: str
@@ -34,6 +35,10 @@ class Collector:
     timeout: Callable[[CollectSettings], float] = lambda _settings: 60.0
     volatile: tuple[str, ...] = ()
     scrub: Callable[[str, Redactor], str] | None = None
+    #: False for collectors whose facts are evidence that explains other findings
+    #: (which package owns a file, whether it was edited after install), never
+    #: drift of their own.
+    compare: bool = True
 
 
 def content_lines(raw: str) -> list[str]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +22,7 @@ from deepdiff import DeepDiff
 from driftcheck.collectors import Collector
 from driftcheck.inventory import Inventory
 from driftcheck.model import HostSnapshot, HostStatus, SectionResult
+from driftcheck.rules import Expect, Rules, Waiver, map_value, relation_holds
 
 #: Key of a finding about a whole section or host rather than one fact.
 WHOLE = "*"
@@ -34,11 +36,13 @@ class State(StrEnum):
     EXTRA = "extra"  # in the target, not in the reference
     INCONSISTENT = "inconsistent"  # reference hosts disagree among themselves
     INCOMPLETE = "incomplete"  # could not be collected: unknown, never "same"
+    IGNORED = "ignored"  # differs, but an ignore rule says it may (counted, shown)
+    WAIVED = "waived"  # known drift accepted until a date (counted, shown)
 
     @property
     def is_drift(self) -> bool:
         """True for the states that mean staging does not mirror production."""
-        return self is not State.INCOMPLETE
+        return self not in (State.INCOMPLETE, State.IGNORED, State.WAIVED)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,13 @@ class Finding:
     detail: tuple[Change, ...] = ()
     #: why data is incomplete (host name -> reason); empty for other states
     reasons: dict[str, str] = field(default_factory=dict)
+    #: what a rule says about it: the expected relation, the ignore reason, the
+    #: waiver (or that it expired)
+    note: str = ""
+    #: for ignored and waived findings: the state they would otherwise have
+    underlying: State | None = None
+    #: values after map rules, when they applied (``values`` stay the raw ones)
+    mapped_values: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,8 @@ class DriftReport:
     #: facts skipped because they are volatile by nature: collector -> count
     volatile_skipped: dict[str, int]
     compared_keys: int
+    #: waivers that matched nothing: the drift they covered is gone (or the rule is wrong)
+    stale_waivers: tuple[Waiver, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -201,8 +214,15 @@ def compare(
     collectors: Sequence[Collector],
     generated_at: str,
     run_started_at: str | None = None,
+    today: date | None = None,
 ) -> DriftReport:
-    """Compare the latest snapshots of every host; see the module docstring."""
+    """Compare the latest snapshots of every host; see the module docstring.
+
+    ``today`` decides which waivers are still active (default: the current UTC date).
+    """
+    today = today or datetime.now(UTC).date()
+    env_of = {h.name: h.environment for h in inventory.hosts}
+    used_waivers: set[int] = set()
     volatile = _volatile_matcher(collectors, dict(inventory.include_volatile))
     findings: list[Finding] = []
     skipped = {c.name: 0 for c in collectors}
@@ -235,6 +255,8 @@ def compare(
                 )
             )
         for collector in collectors:
+            if not collector.compare:
+                continue  # evidence for explanations, not drift of its own
             sections: dict[str, SectionResult] = {}
             bad: dict[str, str] = {}
             for h in everyone:
@@ -262,7 +284,19 @@ def compare(
             if not ok_refs or not ok_tgts:
                 continue
             counted = _compare_section(
-                role, collector.name, ok_refs, ok_tgts, sections, volatile[collector.name], findings
+                _Section(
+                    role,
+                    collector.name,
+                    ok_refs,
+                    ok_tgts,
+                    sections,
+                    volatile[collector.name],
+                    inventory.rules,
+                    env_of,
+                    today,
+                    findings,
+                    used_waivers,
+                )
             )
             compared += counted[0]
             skipped[collector.name] += counted[1]
@@ -287,63 +321,185 @@ def compare(
         findings=tuple(findings),
         volatile_skipped=skipped,
         compared_keys=compared,
+        stale_waivers=tuple(
+            w for n, w in enumerate(inventory.rules.waivers) if n not in used_waivers
+        ),
     )
 
 
-def _compare_section(
-    role: str,
-    collector: str,
-    refs: list[str],
-    tgts: list[str],
-    sections: dict[str, SectionResult],
-    volatile: re.Pattern[str] | None,
-    findings: list[Finding],
-) -> tuple[int, int]:
+@dataclass
+class _Section:
+    """One collector's facts for one role, and the rules that may apply to them."""
+
+    role: str
+    collector: str
+    refs: list[str]
+    tgts: list[str]
+    sections: dict[str, SectionResult]
+    volatile: re.Pattern[str] | None
+    rules: Rules
+    env_of: Mapping[str, str]
+    today: date
+    findings: list[Finding]
+    used_waivers: set[int]
+
+
+def _compare_section(ctx: _Section) -> tuple[int, int]:
     """Compare one collector's facts for one role; return (keys compared, keys skipped)."""
-    hosts = refs + tgts
+    hosts = ctx.refs + ctx.tgts
     keys: set[str] = set()
     for h in hosts:
-        keys.update(sections[h].facts)
-        keys.update(sections[h].errors)
+        keys.update(ctx.sections[h].facts)
+        keys.update(ctx.sections[h].errors)
     compared = skipped = 0
-    ref_tuple = tuple(refs)
+    ruled = ctx.rules.applies_to(ctx.collector)
     for key in sorted(keys):
-        if volatile is not None and volatile.fullmatch(key):
+        if ctx.volatile is not None and ctx.volatile.fullmatch(key):
             skipped += 1
             continue
         compared += 1
         errors = {
-            h: why for h in hosts if (why := _error_for(key, sections[h].errors)) is not None
+            h: why for h in hosts if (why := _error_for(key, ctx.sections[h].errors)) is not None
         }
-        values = {h: sections[h].facts.get(key, _ABSENT) for h in hosts}
-        shown = {h: (None if v is _ABSENT else v) for h, v in values.items()}
+        values = {h: ctx.sections[h].facts.get(key, _ABSENT) for h in hosts}
         if errors:
-            findings.append(
-                Finding(role, collector, key, State.INCOMPLETE, shown, ref_tuple, reasons=errors)
+            shown = {h: (None if v is _ABSENT else v) for h, v in values.items()}
+            ctx.findings.append(
+                Finding(
+                    ctx.role,
+                    ctx.collector,
+                    key,
+                    State.INCOMPLETE,
+                    shown,
+                    tuple(ctx.refs),
+                    reasons=errors,
+                )
             )
             continue
-        first = values[refs[0]]
-        if any(values[h] != first for h in refs[1:]):
-            detail = tuple(c for h in refs[1:] for c in _nested_changes(h, first, values[h]))
-            findings.append(
-                Finding(role, collector, key, State.INCONSISTENT, shown, ref_tuple, detail)
-            )
-            continue
-        by_state: dict[State, list[str]] = {}
-        for h in tgts:
-            v = values[h]
-            if v == first:
-                continue
-            state = (
-                State.EXTRA
-                if first is _ABSENT
-                else State.MISSING
-                if v is _ABSENT
-                else State.CHANGED
-            )
-            by_state.setdefault(state, []).append(h)
-        for state, differing in by_state.items():
-            detail = tuple(c for h in differing for c in _nested_changes(h, first, values[h]))
-            involved = {h: shown[h] for h in refs + differing}
-            findings.append(Finding(role, collector, key, state, involved, ref_tuple, detail))
+        if ruled:
+            _judge_with_rules(ctx, key, values)
+        else:
+            _judge(ctx, key, values, values, ())
     return compared, skipped
+
+
+def _state(reference: Any, value: Any) -> State | None:
+    """The plain comparison of one target value with the reference value."""
+    if value == reference:
+        return None
+    if reference is _ABSENT:
+        return State.EXTRA
+    return State.MISSING if value is _ABSENT else State.CHANGED
+
+
+def _judge(
+    ctx: _Section,
+    key: str,
+    values: dict[str, Any],
+    compared: dict[str, Any],
+    expects: tuple[Expect, ...],
+) -> list[tuple[State, list[str], str]]:
+    """Findings for ``key`` from ``compared`` values (mapped ones, when rules map);
+    ``values`` are what is shown. Returns the (state, hosts, note) groups found."""
+    refs, shown = ctx.refs, {h: (None if v is _ABSENT else v) for h, v in values.items()}
+    first = compared[refs[0]]
+    groups: dict[tuple[State, str], list[str]] = {}
+    if any(compared[h] != first for h in refs[1:]):
+        groups[(State.INCONSISTENT, "")] = list(refs)
+    else:
+        for h in ctx.tgts:
+            value = compared[h]
+            expect = next((e for e in expects if e.selector.covers(h)), None)
+            if expect is not None and first is not _ABSENT and value is not _ABSENT:
+                if not relation_holds(expect, first, value):
+                    note = f"expected {expect.describe()} ({expect.reason})"
+                    groups.setdefault((State.CHANGED, note), []).append(h)
+                continue
+            state = _state(first, value)
+            if state is not None:
+                groups.setdefault((state, ""), []).append(h)
+    out = []
+    for (state, note), differing in groups.items():
+        involved = refs + [h for h in differing if h not in refs]
+        detail = tuple(
+            c
+            for h in differing
+            if h not in refs[:1]
+            for c in _nested_changes(h, values[refs[0]], values[h])
+        )
+        raw = {h: shown[h] for h in involved}
+        out.append((state, differing, note))
+        ctx.findings.append(
+            Finding(ctx.role, ctx.collector, key, state, raw, tuple(refs), detail, note=note)
+        )
+    return out
+
+
+def _judge_with_rules(ctx: _Section, key: str, values: dict[str, Any]) -> None:
+    """As :func:`_judge`, after map and expect rules, then ignore and waiver rules."""
+    rules, role, col = ctx.rules, ctx.role, ctx.collector
+    maps = tuple(m for m in rules.maps if m.selector.matches(role, col, key))
+    expects = tuple(e for e in rules.expect if e.selector.matches(role, col, key))
+    compared = values
+    if maps:
+        compared = {
+            h: v if v is _ABSENT else map_value(v, ctx.env_of[h], maps) for h, v in values.items()
+        }
+    start = len(ctx.findings)
+    _judge(ctx, key, values, compared, expects)
+    for i in range(start, len(ctx.findings)):
+        finding = ctx.findings[i]
+        hosts = [h for h in finding.values if h not in ctx.refs] or list(ctx.refs)
+        if maps:
+            finding = replace(
+                finding,
+                mapped_values={
+                    h: None if compared[h] is _ABSENT else compared[h] for h in finding.values
+                },
+            )
+        ignore = next(
+            (
+                r
+                for r in rules.ignore
+                if r.selector.matches(role, col, key) and all(r.selector.covers(h) for h in hosts)
+            ),
+            None,
+        )
+        if ignore is not None:
+            finding = replace(
+                finding,
+                state=State.IGNORED,
+                underlying=finding.state,
+                note=_join(finding.note, f"ignored: {ignore.reason}"),
+            )
+        else:
+            for n, waiver in enumerate(rules.waivers):
+                if not (
+                    waiver.selector.matches(role, col, key)
+                    and all(waiver.selector.covers(h) for h in hosts)
+                ):
+                    continue
+                ctx.used_waivers.add(n)
+                who = f"{waiver.reason}; owner {waiver.owner}"
+                if ctx.today <= waiver.expires:
+                    finding = replace(
+                        finding,
+                        state=State.WAIVED,
+                        underlying=finding.state,
+                        note=_join(
+                            finding.note, f"waived until {waiver.expires.isoformat()}: {who}"
+                        ),
+                    )
+                else:
+                    finding = replace(
+                        finding,
+                        note=_join(
+                            finding.note, f"waiver expired on {waiver.expires.isoformat()}: {who}"
+                        ),
+                    )
+                break
+        ctx.findings[i] = finding
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +17,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from driftcheck.errors import InventoryError
+from driftcheck.rules import (
+    Expect,
+    ExpectModel,
+    Ignore,
+    IgnoreModel,
+    MapModel,
+    Rules,
+    RulesModel,
+    ValueMap,
+    Waiver,
+    WaiverModel,
+)
+from driftcheck.rules import selector as rule_selector
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _URL = r"^https?://\S+$"
@@ -97,6 +110,7 @@ class InventoryModel(_Strict):
     environments: dict[Annotated[str, Field(pattern=_NAME)], EnvironmentModel]
     compare: CompareModel
     collect: CollectModel = CollectModel()
+    rules: RulesModel = RulesModel()
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,7 @@ class Inventory:
     targets: tuple[str, ...]
     collect: CollectSettings
     include_volatile: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    rules: Rules = field(default_factory=Rules)
 
     def host(self, name: str) -> Host:
         """Return the host called ``name`` or raise a user-facing error."""
@@ -302,7 +317,10 @@ def _describe(exc: ValidationError, root: yaml.Node, path: Path) -> str:
     hint = ""
     if kind == "string_pattern_mismatch":
         hint = _PATTERN_HINTS.get(str(err.get("ctx", {}).get("pattern")), "")
-    return f"{path}:{line}: {where}: {err['msg']}{got_text}{hint}"
+    if kind.startswith(("date", "datetime")):
+        hint = "; write the date as YYYY-MM-DD"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{path}:{line}: {where}: {message}{got_text}{hint}"
 
 
 def _allowed_keys(loc: Sequence[int | str]) -> str:
@@ -414,7 +432,67 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
         dir_max_files=model.collect.dir_max_files,
     )
     include = tuple((n, tuple(g)) for n, g in model.compare.include_volatile.items())
-    return Inventory(path, tuple(hosts), ref, tuple(model.compare.targets), collect, include)
+    rules = _resolve_rules(model, root, path, hosts, set(BY_NAME))
+    return Inventory(path, tuple(hosts), ref, tuple(model.compare.targets), collect, include, rules)
+
+
+def _resolve_rules(
+    model: InventoryModel, root: yaml.Node, path: Path, hosts: list[Host], collectors: set[str]
+) -> Rules:
+    """Compile the rules, checking names the models cannot know: collectors, roles,
+    hosts and environments."""
+    names = {h.name for h in hosts}
+    roles = {r for h in hosts for r in h.roles}
+    envs = set(model.environments)
+    compiled: dict[str, list[Any]] = {"ignore": [], "map": [], "expect": [], "waivers": []}
+    for kind, entries in (
+        ("ignore", model.rules.ignore),
+        ("map", model.rules.map),
+        ("expect", model.rules.expect),
+        ("waivers", model.rules.waivers),
+    ):
+        for i, entry in enumerate(entries):
+            line = _line(root, "rules", kind, i)
+            where = f"{path}:{line}: rules.{kind}[{i}]"
+            if entry.collector is not None and entry.collector not in collectors:
+                raise InventoryError(
+                    f"{where}: unknown collector {entry.collector!r}; use one "
+                    f"of: {', '.join(sorted(collectors))}"
+                )
+            for role in entry.roles:
+                if role not in roles:
+                    raise InventoryError(f"{where}: no host has role {role!r}; fix the name")
+            for host in entry.hosts:
+                if host not in names:
+                    raise InventoryError(f"{where}: no host named {host!r}; fix the name")
+            sel = rule_selector(entry, line)
+            if isinstance(entry, MapModel):
+                for env in (*entry.values, *entry.patterns):
+                    if env not in envs:
+                        raise InventoryError(
+                            f"{where}: {env!r} is not an environment; use one of: {', '.join(envs)}"
+                        )
+                compiled[kind].append(
+                    ValueMap(
+                        sel,
+                        dict(entry.values),
+                        {e: re.compile(p) for e, p in entry.patterns.items()},
+                    )
+                )
+            elif isinstance(entry, ExpectModel):
+                compiled[kind].append(Expect(sel, entry.relation, entry.factor, entry.reason))
+            elif isinstance(entry, WaiverModel):
+                compiled[kind].append(Waiver(sel, entry.reason, entry.owner, entry.expires))
+            elif isinstance(entry, IgnoreModel):
+                compiled[kind].append(Ignore(sel, entry.reason))
+    every = [*model.rules.ignore, *model.rules.map, *model.rules.expect, *model.rules.waivers]
+    return Rules(
+        ignore=tuple(compiled["ignore"]),
+        maps=tuple(compiled["map"]),
+        expect=tuple(compiled["expect"]),
+        waivers=tuple(compiled["waivers"]),
+        collectors=frozenset(e.collector for e in every),
+    )
 
 
 _APP_KINDS: dict[str, Literal["command", "file", "package", "url"]] = {

@@ -51,6 +51,10 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
+#: Shown in their own collapsed sections, with their reasons, not among the drift.
+_SET_ASIDE = (State.IGNORED, State.WAIVED)
+
+
 def _finding_order(finding: Finding) -> tuple[bool, str]:
     # Whole-section problems first, then keys alphabetically.
     return (finding.key != WHOLE, finding.key)
@@ -67,10 +71,10 @@ def _unknown_hosts(per_collector: dict[str, list[Finding]]) -> dict[str, list[st
     return unknown
 
 
-def _groups(report: DriftReport) -> list[dict[str, Any]]:
+def _groups(report: DriftReport, findings: list[Finding]) -> list[dict[str, Any]]:
     """Findings grouped by role, then collector, with the host columns of each role."""
     by_role: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
-    for f in report.findings:
+    for f in findings:
         by_role[f.role][f.collector].append(f)
     env_of = {h.name: h.environment for h in report.hosts}
     groups: list[dict[str, Any]] = []
@@ -105,7 +109,9 @@ def render(report: DriftReport) -> str:
         report=report,
         counts=report.counts,
         states=[s.value for s in State],
-        groups=_groups(report),
+        groups=_groups(report, [f for f in report.findings if f.state not in _SET_ASIDE]),
+        ignored=[f for f in report.findings if f.state is State.IGNORED],
+        waived=[f for f in report.findings if f.state is State.WAIVED],
         whole=WHOLE,
         env_of={h.name: h.environment for h in report.hosts},
     )

@@ -29,6 +29,9 @@ def _finding(f: Finding) -> dict[str, Any]:
             for c in f.detail
         ],
         "reasons": f.reasons,
+        **({"note": f.note} if f.note else {}),
+        **({"underlying_state": f.underlying.value} if f.underlying else {}),
+        **({"mapped_values": f.mapped_values} if f.mapped_values is not None else {}),
     }
 
 
@@ -54,6 +57,7 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
             },
             "compared_keys": report.compared_keys,
             "volatile_skipped": report.volatile_skipped,
+            "stale_waivers": len(report.stale_waivers),
         },
         "hosts": [
             {
@@ -67,6 +71,11 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
             for h in report.hosts
         ],
         "findings": [_finding(f) for f in report.findings],
+        "stale_waivers": [
+            {"key": w.selector.text, "collector": w.selector.collector, "reason": w.reason,
+             "owner": w.owner, "expires": w.expires.isoformat(), "line": w.selector.line}
+            for w in report.stale_waivers
+        ],
     }
 
 
