@@ -22,7 +22,15 @@ from deepdiff import DeepDiff
 from driftcheck.collectors import Collector
 from driftcheck.inventory import Inventory
 from driftcheck.model import HostSnapshot, HostStatus, SectionResult
-from driftcheck.rules import Expect, Rules, Waiver, map_value, relation_holds
+from driftcheck.rules import (
+    Expect,
+    Ignore,
+    Rules,
+    ValueMap,
+    Waiver,
+    map_value,
+    relation_holds,
+)
 
 #: Key of a finding about a whole section or host rather than one fact.
 WHOLE = "*"
@@ -342,26 +350,53 @@ class _Section:
     today: date
     findings: list[Finding]
     used_waivers: set[int]
+    local: _LocalRules | None = None
 
 
 def _compare_section(ctx: _Section) -> tuple[int, int]:
-    """Compare one collector's facts for one role; return (keys compared, keys skipped)."""
+    """Compare one collector's facts for one role; return (keys compared, volatile
+    differences skipped).
+
+    Most keys are the same everywhere, so the walk first finds the keys whose
+    values differ (or that carry errors) with plain dict lookups, and only those
+    (plus keys a map or expect rule must see even when equal) get the full
+    treatment: volatile check, rules, nested detail.
+    """
     hosts = ctx.refs + ctx.tgts
-    keys: set[str] = set()
-    for h in hosts:
-        keys.update(ctx.sections[h].facts)
-        keys.update(ctx.sections[h].errors)
-    compared = skipped = 0
-    ruled = ctx.rules.applies_to(ctx.collector)
-    for key in sorted(keys):
-        if ctx.volatile is not None and ctx.volatile.fullmatch(key):
-            skipped += 1
-            continue
-        compared += 1
-        errors = {
-            h: why for h in hosts if (why := _error_for(key, ctx.sections[h].errors)) is not None
+    tables = [ctx.sections[h].facts for h in hosts]
+    keys: set[str] = set().union(*tables)
+    first, rest = tables[0], tables[1:]
+    if len(rest) == 1:
+        other = rest[0]
+        candidates = {k for k in keys if first.get(k, _ABSENT) != other.get(k, _ABSENT)}
+    else:
+        candidates = {
+            k for k in keys if any(t.get(k, _ABSENT) != first.get(k, _ABSENT) for t in rest)
         }
+    errored = [ctx.sections[h].errors for h in hosts if ctx.sections[h].errors]
+    for errors in errored:
+        candidates.update(errors)
+        keys.update(errors)
+    ctx.local = _LocalRules.of(ctx.rules, ctx.role, ctx.collector)
+    ruled = ctx.local is not None
+    forced: set[str] = set()
+    if ctx.local is not None:
+        # A map or expect rule can turn equal raw values into drift (staging using
+        # production's database host; a per-environment secret that is the same).
+        selectors = [r.selector for r in ctx.local.maps] + [r.selector for r in ctx.local.expect]
+        for sel in selectors:
+            forced.update(sel.select(ctx.role, ctx.collector, keys))
+    skipped = 0
+    for key in sorted(candidates | forced):
+        if ctx.volatile is not None and ctx.volatile.fullmatch(key):
+            skipped += key in candidates
+            continue
         values = {h: ctx.sections[h].facts.get(key, _ABSENT) for h in hosts}
+        errors = (
+            {h: why for h in hosts if (why := _error_for(key, ctx.sections[h].errors)) is not None}
+            if errored
+            else {}
+        )
         if errors:
             shown = {h: (None if v is _ABSENT else v) for h, v in values.items()}
             ctx.findings.append(
@@ -375,12 +410,11 @@ def _compare_section(ctx: _Section) -> tuple[int, int]:
                     reasons=errors,
                 )
             )
-            continue
-        if ruled:
+        elif ruled:
             _judge_with_rules(ctx, key, values)
         else:
             _judge(ctx, key, values, values, ())
-    return compared, skipped
+    return len(keys), skipped
 
 
 def _state(reference: Any, value: Any) -> State | None:
@@ -437,9 +471,10 @@ def _judge(
 
 def _judge_with_rules(ctx: _Section, key: str, values: dict[str, Any]) -> None:
     """As :func:`_judge`, after map and expect rules, then ignore and waiver rules."""
-    rules, role, col = ctx.rules, ctx.role, ctx.collector
-    maps = tuple(m for m in rules.maps if m.selector.matches(role, col, key))
-    expects = tuple(e for e in rules.expect if e.selector.matches(role, col, key))
+    local = ctx.local
+    assert local is not None
+    maps = tuple(m for m in local.maps if m.selector.pattern.fullmatch(key))
+    expects = tuple(e for e in local.expect if e.selector.pattern.fullmatch(key))
     compared = values
     if maps:
         compared = {
@@ -447,23 +482,19 @@ def _judge_with_rules(ctx: _Section, key: str, values: dict[str, Any]) -> None:
         }
     start = len(ctx.findings)
     _judge(ctx, key, values, compared, expects)
+    ignores = [r for r in local.ignore if r.selector.pattern.fullmatch(key)]
+    waivers = [(n, w) for n, w in local.waivers if w.selector.pattern.fullmatch(key)]
+    if not (maps or ignores or waivers):
+        return
     for i in range(start, len(ctx.findings)):
         finding = ctx.findings[i]
         hosts = [h for h in finding.values if h not in ctx.refs] or list(ctx.refs)
         if maps:
-            finding = replace(
-                finding,
-                mapped_values={
-                    h: None if compared[h] is _ABSENT else compared[h] for h in finding.values
-                },
-            )
-        ignore = next(
-            (
-                r
-                for r in rules.ignore
-                if r.selector.matches(role, col, key) and all(r.selector.covers(h) for h in hosts)
-            ),
-            None,
+            mapped = {h: None if compared[h] is _ABSENT else compared[h] for h in finding.values}
+            finding = replace(finding, mapped_values=mapped)
+        ignore = next((r for r in ignores if all(r.selector.covers(h) for h in hosts)), None)
+        waiver = next(
+            ((n, w) for n, w in waivers if all(w.selector.covers(h) for h in hosts)), None
         )
         if ignore is not None:
             finding = replace(
@@ -472,33 +503,46 @@ def _judge_with_rules(ctx: _Section, key: str, values: dict[str, Any]) -> None:
                 underlying=finding.state,
                 note=_join(finding.note, f"ignored: {ignore.reason}"),
             )
-        else:
-            for n, waiver in enumerate(rules.waivers):
-                if not (
-                    waiver.selector.matches(role, col, key)
-                    and all(waiver.selector.covers(h) for h in hosts)
-                ):
-                    continue
-                ctx.used_waivers.add(n)
-                who = f"{waiver.reason}; owner {waiver.owner}"
-                if ctx.today <= waiver.expires:
-                    finding = replace(
-                        finding,
-                        state=State.WAIVED,
-                        underlying=finding.state,
-                        note=_join(
-                            finding.note, f"waived until {waiver.expires.isoformat()}: {who}"
-                        ),
-                    )
-                else:
-                    finding = replace(
-                        finding,
-                        note=_join(
-                            finding.note, f"waiver expired on {waiver.expires.isoformat()}: {who}"
-                        ),
-                    )
-                break
+        elif waiver is not None:
+            n, w = waiver
+            ctx.used_waivers.add(n)
+            who = f"{w.reason}; owner {w.owner}"
+            if ctx.today <= w.expires:
+                finding = replace(
+                    finding,
+                    state=State.WAIVED,
+                    underlying=finding.state,
+                    note=_join(finding.note, f"waived until {w.expires.isoformat()}: {who}"),
+                )
+            else:
+                finding = replace(
+                    finding,
+                    note=_join(finding.note, f"waiver expired on {w.expires.isoformat()}: {who}"),
+                )
         ctx.findings[i] = finding
+
+
+@dataclass(frozen=True)
+class _LocalRules:
+    """The rules that can apply to one (role, collector): filtered once, not per key."""
+
+    maps: tuple[ValueMap, ...]
+    expect: tuple[Expect, ...]
+    ignore: tuple[Ignore, ...]
+    waivers: tuple[tuple[int, Waiver], ...]
+
+    @classmethod
+    def of(cls, rules: Rules, role: str, collector: str) -> _LocalRules | None:
+        def here(sel: Any) -> bool:
+            return bool(sel.collector in (None, collector) and (not sel.roles or role in sel.roles))
+
+        local = cls(
+            tuple(r for r in rules.maps if here(r.selector)),
+            tuple(r for r in rules.expect if here(r.selector)),
+            tuple(r for r in rules.ignore if here(r.selector)),
+            tuple((n, w) for n, w in enumerate(rules.waivers) if here(w.selector)),
+        )
+        return local if (local.maps or local.expect or local.ignore or local.waivers) else None
 
 
 def _join(*parts: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -128,6 +128,17 @@ class Selector:
     text: str
     roles: frozenset[str]
     hosts: frozenset[str]
+    #: the literal start of a key glob: a cheap first filter before the regex
+    prefix: str = ""
+
+    def select(self, role: str, collector: str, keys: Iterable[str]) -> list[str]:
+        """The keys among ``keys`` this rule applies to, for ``role`` and ``collector``."""
+        if (self.collector is not None and self.collector != collector) or (
+            self.roles and role not in self.roles
+        ):
+            return []
+        prefix, match = self.prefix, self.pattern.fullmatch
+        return [k for k in keys if k.startswith(prefix) and match(k)]
 
     def matches(self, role: str, collector: str, key: str) -> bool:
         """True when the rule applies to ``key`` of ``collector`` for ``role``."""
@@ -212,8 +223,15 @@ def selector(model: SelectorModel, line: int) -> Selector:
     else:
         assert model.key is not None  # the model validator guarantees one of them
         pattern, text = re.compile(fnmatch.translate(model.key)), model.key
+    prefix = re.split(r"[*?\[]", model.key, maxsplit=1)[0] if model.key is not None else ""
     return Selector(
-        line, model.collector, pattern, text, frozenset(model.roles), frozenset(model.hosts)
+        line,
+        model.collector,
+        pattern,
+        text,
+        frozenset(model.roles),
+        frozenset(model.hosts),
+        prefix,
     )
 
 
