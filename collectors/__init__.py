@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import (
     apps,
+    config_origin,
     cron,
     files,
     groups,
@@ -36,6 +37,7 @@ REGISTRY: tuple[Collector, ...] = (
     sysctl.COLLECTOR,
     sysctl_config.COLLECTOR,
     files.COLLECTOR,
+    config_origin.COLLECTOR,
     apps.COLLECTOR,
 )
 
