@@ -8,6 +8,7 @@ which setting drifted and a comment or whitespace change is not drift.
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from driftcheck.inventory import CollectSettings
@@ -26,9 +27,15 @@ from .base import Collector, scrub_prefixed
 # and T<TAB>ENTRY when a glob or directory has more files than dir_max_files.
 _FUNCTIONS = """\
 max={max_files}
+nl='
+'
 _dc_file() {{
   p=$1; link=
+  # A name with a newline would split into two lines of output (and a crafted
+  # one could make us read another file): such names are never followed.
+  case $p in *"$nl"*) return ;; esac
   if [ -L "$p" ]; then link=$(readlink -- "$p" 2>/dev/null); fi
+  case $link in *"$nl"*|*"	"*) link='(target name with a newline or tab)' ;; esac
   if [ ! -e "$p" ]; then
     if [ -n "$link" ]; then printf 'F\\tbroken-link\\t%s\\t%s\\n' "$link" "$p"; return; fi
     # [ -e ] is also false when a parent directory cannot be searched: that is
@@ -39,7 +46,9 @@ _dc_file() {{
     esac
     return
   fi
-  if [ ! -r "$p" ]; then printf 'F\\tunreadable\\t%s\\n' "$p"; return; fi
+  if [ ! -r "$p" ] || {{ [ -d "$p" ] && [ ! -x "$p" ]; }}; then
+    printf 'F\\tunreadable\\t%s\\n' "$p"; return
+  fi
   meta=$(stat -L -c '%a %U %G %s' -- "$p") || {{ printf 'F\\tunreadable\\t%s\\n' "$p"; return; }}
   if [ -d "$p" ]; then kind=directory
   elif [ ! -f "$p" ]; then kind=other
@@ -65,7 +74,13 @@ _dc_file() {{
 # filesystem, symlinked directories not followed), at most $max of them.
 _dc_walk() {{
   _dc_file "$1"
-  find "$1" -xdev -mindepth 1 \\( -type f -o -type l \\) -print 2>/dev/null | sort \\
+  # Subdirectories find cannot enter: their files are unknown, not absent.
+  find "$1" -xdev -mindepth 1 -type d ! -path "*$nl*" -print 2>/dev/null \\
+    | while IFS= read -r d; do
+        if [ ! -r "$d" ] || [ ! -x "$d" ]; then printf 'F\\tunreadable\\t%s\\n' "$d"; fi
+      done
+  find "$1" -xdev -mindepth 1 \\( -type f -o -type l \\) ! -path "*$nl*" -print 2>/dev/null \\
+    | sort \\
     | awk -v m="$max" 'NR <= m {{ print }} NR == m + 1 {{ print "TRUNCATED"; exit }}' \\
     | while IFS= read -r f; do
         if [ "$f" = TRUNCATED ]; then printf 'T\\t%s\\n' "$1"; else _dc_file "$f"; fi
@@ -73,6 +88,12 @@ _dc_walk() {{
 }}
 _dc_entry() {{
   if [ -d "$1" ] && [ ! -L "$1" ]; then _dc_walk "$1"; else _dc_file "$1"; fi
+}}
+# The directory a glob lists: if it cannot be read, the glob's matches are unknown.
+_dc_globdir() {{
+  if [ -d "$1" ] && {{ [ ! -r "$1" ] || [ ! -x "$1" ]; }}; then
+    printf 'F\\tunreadable\\t%s\\n' "$1"
+  fi
 }}
 """
 
@@ -101,7 +122,10 @@ def shell(settings: CollectSettings) -> str:
         entry = configured.rstrip("/") or "/"  # find would print //-joined names otherwise
         if _is_glob(entry):
             quoted = shlex.quote(entry)
+            literal = re.split(r"[*?\[]", entry, maxsplit=1)[0]
+            parent = literal.rsplit("/", 1)[0] or "/"
             lines.append(
+                f"_dc_globdir {shlex.quote(parent)}\n"
                 f"n=0; for p in {_glob_word(entry)}; do\n"
                 '  [ -e "$p" ] || [ -L "$p" ] || continue\n'
                 "  n=$((n + 1))\n"

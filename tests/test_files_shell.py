@@ -1,0 +1,50 @@
+"""The files section's shell against hostile and unreadable trees, as root and as nobody."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from driftcheck.collectors import BY_NAME
+from driftcheck.inventory import CollectSettings
+from driftcheck.model import ParseResult
+
+FILES = BY_NAME["files"]
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def run(settings: CollectSettings, as_nobody: bool = False) -> tuple[str, ParseResult]:
+    argv = [*(NOBODY if as_nobody else []), "sh", "-c", FILES.shell(settings)]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL
+    ).stdout
+    return out, FILES.parse(out)
+
+
+def test_a_name_with_a_newline_cannot_make_us_read_another_file(tmp_path: Path) -> None:
+    trap = tmp_path / "conf.d" / "x\n/etc"
+    trap.mkdir(parents=True)
+    (trap / "shadow").write_text("root:planted-hash:19000::::::\n")
+    out, parsed = run(CollectSettings(files=(f"{tmp_path}/conf.d/",)))
+    assert "planted-hash" not in out
+    assert "/etc/shadow" not in parsed.facts and "/etc/shadow" not in parsed.errors
+
+
+def test_unreadable_directories_make_their_files_unknown() -> None:
+    # Under /tmp itself: pytest's own temporary folders are closed to other users.
+    tmp_path = Path(tempfile.mkdtemp(prefix="dc-files-"))
+    locked = tmp_path / "app" / "sub"
+    locked.mkdir(parents=True)
+    (locked / "b.conf").write_text("b = 1\n")
+    (tmp_path / "app" / "a.conf").write_text("a = 1\n")
+    locked.chmod(0o700)
+    tmp_path.chmod(0o755)
+    entries = (f"{tmp_path}/app/", f"{locked}/*.conf")
+    _, as_root = run(CollectSettings(files=entries))
+    assert f"{locked}/b.conf" in as_root.facts and not as_root.errors
+    _, as_nobody = run(CollectSettings(files=entries), as_nobody=True)
+    assert f"{locked}/b.conf" not in as_nobody.facts
+    assert as_nobody.errors == {str(locked): "permission denied (run as a user that can read it)"}
+    shutil.rmtree(tmp_path)
