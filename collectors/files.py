@@ -13,6 +13,7 @@ import shlex
 
 from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
+from driftcheck.redact import REDACTED, Redactor, is_secret_name
 
 from . import config_formats
 from .base import Collector, scrub_prefixed
@@ -216,6 +217,71 @@ class _FileParser:
         self.current = fact
 
 
+def _last_name(setting: str) -> str:
+    parts = [p.strip('"') for p in re.split(r"[.\[\]]", setting) if p and not p.isdigit()]
+    return parts[-1] if parts else ""
+
+
+def _secret_values(path: str, lines: list[str]) -> set[str]:
+    """Values of secret settings in a parsed config file that line scrubbing missed.
+
+    The line scrubber sees ``password = x`` but not ``{"db": {"password": "x"}}`` on
+    one line, ``password:`` with the value on the next line, YAML flow maps, TOML
+    inline tables, or ``{name: DB_PASSWORD, value: x}`` pairs.
+    """
+    text = "\n".join(lines) + "\n"
+    parsed = config_formats.settings(path, text)
+    if parsed is None:
+        return set()
+    settings = parsed[1]
+    found: set[str] = set()
+    for name, value in settings.items():
+        if value is None or isinstance(value, bool | dict | list):
+            continue
+        text_value = str(value)
+        if not text_value or REDACTED.search(text_value):
+            continue
+        last = _last_name(name)
+        secret = is_secret_name(last)
+        if not secret and last in ("value", "val"):
+            stem = name[: -len(last)]
+            label = settings.get(stem + "name", settings.get(stem + "key"))
+            secret = isinstance(label, str) and is_secret_name(label)
+        if secret:
+            # A value continued over lines (INI, YAML) is found line by line.
+            found.update(part.strip() for part in text_value.split("\n") if part.strip())
+    return found
+
+
+def scrub(raw: str, redactor: Redactor) -> str:
+    """Scrub line by line, then redact what only the parsed settings reveal as secret."""
+    raw = scrub_prefixed(raw, redactor)
+    out = raw.split("\n")
+    path, start = "", -1
+
+    def redact_block(end: int) -> None:
+        if start < 0 or not path:
+            return
+        block = [line[1:] for line in out[start:end]]
+        for secret in sorted(_secret_values(path, block), key=len, reverse=True):
+            pattern = re.compile(r"(?<![\w])" + re.escape(secret) + r"(?![\w])")
+            token = redactor.token(secret)
+            for i in range(start, end):
+                out[i] = pattern.sub(token, out[i])
+
+    for i, line in enumerate(out):
+        if line.startswith("|"):
+            if start < 0:
+                start = i
+            continue
+        redact_block(i)
+        start = -1
+        if line.startswith("F\t"):
+            path = line.rsplit("\t", 1)[-1]
+    redact_block(len(out))
+    return "\n".join(out)
+
+
 def parse(raw: str) -> ParseResult:
     """Path -> {type, mode, owner, group, size, sha256, content | format, link?}
     and, for files in a known format, ``path#setting`` -> value.
@@ -252,5 +318,5 @@ COLLECTOR = Collector(
     parse=parse,
     requires=("stat",),
     timeout=lambda s: 30.0 + 2.0 * len(s.files),
-    scrub=scrub_prefixed,
+    scrub=scrub,
 )

@@ -7,9 +7,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from driftcheck.collectors import BY_NAME
 from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
+from driftcheck.redact import Redactor
 
 FILES = BY_NAME["files"]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -48,3 +51,25 @@ def test_unreadable_directories_make_their_files_unknown() -> None:
     assert f"{locked}/b.conf" not in as_nobody.facts
     assert as_nobody.errors == {str(locked): "permission denied (run as a user that can read it)"}
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("d.json", '{"db":{"user":"u","password":"hunter2x"}}\n'),
+        ("d.yaml", "db: {user: u, password: hunter2x}\n"),
+        ("d.yaml", "- password: hunter2x\n"),
+        ("d.yaml", "password:\n    hunter2x\n"),
+        ("d.toml", 'db = { password = "hunter2x" }\n'),
+        ("d.yaml", "env: [{name: DB_PASSWORD, value: hunter2x}]\n"),
+        ("d.ini", "[db]\npassword =\n    hunter2x\n"),
+    ],
+)
+def test_secrets_only_parsing_reveals_are_redacted(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    out, _ = run(CollectSettings(files=(str(path),)))
+    scrubbed = FILES.scrub(out, Redactor(b"k" * 32))  # type: ignore[misc]
+    assert "hunter2x" not in scrubbed
+    parsed = FILES.parse(scrubbed)
+    assert any("<redacted:" in str(v) for v in parsed.facts.values())
