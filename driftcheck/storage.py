@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -127,12 +128,14 @@ class Store:
 
     def __init__(self, url: str | None = None) -> None:
         """Open (and create on first use) the database at ``url``."""
-        self.url = resolve_url(url)
+        self._url = resolve_url(url)
+        #: The URL as it may be shown: never with its password.
+        self.url = _shown(self._url)
         try:
-            self.engine: Engine = create_engine(self.url)
+            self.engine: Engine = create_engine(self._url)
         except (ArgumentError, ImportError, ValueError) as exc:
             raise DriftcheckError(
-                f"--db {self.url!r}: not a usable database URL ({exc}); "
+                f"--db {self.url}: not a usable database URL ({_one_line(exc)}); "
                 "use e.g. sqlite:///driftcheck.db"
             ) from None
         if self.engine.dialect.name == "sqlite":
@@ -143,7 +146,8 @@ class Store:
             self._check_schema()
         except OperationalError as exc:
             raise DriftcheckError(
-                f"--db {self.url}: cannot open the database ({exc.orig}); check the path and "
+                f"--db {self.url}: cannot open the database ({_one_line(exc.orig)}); check the "
+                "path and "
                 "its permissions"
             ) from None
 
@@ -166,7 +170,7 @@ class Store:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise DriftcheckError(f"--db {self.url}: database error: {exc}") from None
+            raise DriftcheckError(f"--db {self.url}: database error: {_one_line(exc)}") from None
         except BaseException:
             session.rollback()
             raise
@@ -298,6 +302,19 @@ class Store:
                 .limit(1)
             ).first()
             return self._snapshot(s, row, raw) if row else None
+
+
+def _shown(url: str) -> str:
+    """``url`` with any password replaced by ***, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _one_line(exc: object) -> str:
+    """An exception's text on one line (drivers' messages span several)."""
+    return " ".join(str(exc).split())[:300]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -104,3 +104,10 @@ def test_bad_urls_are_user_errors(tmp_path: Path) -> None:
         Store("nonsense://")
     with pytest.raises(DriftcheckError, match="cannot open the database"):
         Store(f"sqlite:///{tmp_path}/no/such/dir/x.db")
+
+
+def test_database_password_never_shown() -> None:
+    with pytest.raises(DriftcheckError) as info:
+        Store("postgresql+psycopg://app:S3cretPw@127.0.0.1:1/x")
+    assert "S3cretPw" not in str(info.value) and "app:***@" in str(info.value)
+    assert "\n" not in str(info.value)

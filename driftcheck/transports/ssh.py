@@ -269,6 +269,12 @@ class SSHTransport:
             if len(out) + len(err) > MAX_OUTPUT:
                 cut = f"output over {MAX_OUTPUT >> 20} MiB"
                 break
+        # EOF can arrive between our "nothing ready" check and the EOF check: what
+        # paramiko buffered just before it must still be read.
+        while chan.recv_ready():
+            out += chan.recv(_CHUNK)
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(_CHUNK)
         rc: int | None = None
         if not cut and chan.status_event.wait(max(0.0, deadline - time.monotonic())):
             rc = chan.exit_status
