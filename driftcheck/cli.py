@@ -7,6 +7,7 @@ input error, 4 incomplete data (so 5 = drift and incomplete).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -80,6 +81,17 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             _err("interrupted; nothing was marked as a finished run")
             raise typer.Exit(130) from None
+        except (typer.Exit, SystemExit):
+            raise
+        except Exception as exc:
+            # A bug of ours must never read as "drift" (1) or "clean" (0).
+            if os.environ.get("DRIFTCHECK_DEBUG"):
+                raise
+            _err(
+                f"internal error: {type(exc).__name__}: {exc} (please report it; "
+                "DRIFTCHECK_DEBUG=1 shows the traceback)"
+            )
+            raise typer.Exit(EXIT_USAGE) from None
 
     return wrapper
 

@@ -54,8 +54,8 @@ class HostSettings(_Strict):
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     identity_file: str | None = None
     known_hosts: str | None = None
-    connect_timeout: Annotated[float, Field(gt=0)] | None = None
-    command_timeout: Annotated[float, Field(gt=0)] | None = None
+    connect_timeout: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] | None = None
+    command_timeout: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] | None = None
     transport: Literal["ssh", "local"] | None = None
 
 
@@ -214,11 +214,16 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
+        problem = " ".join(str(exc.problem or exc).split())
         raise InventoryError(
-            f"{path}:{line}: not valid YAML: {exc.problem or exc}; fix the syntax there"
+            f"{path}:{line}: not valid YAML: {problem}; fix the syntax there"
         ) from None
     except yaml.YAMLError as exc:
-        raise InventoryError(f"{path}: not valid YAML: {exc}") from None
+        raise InventoryError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise InventoryError(
+            f"{path}: a YAML alias refers to itself; remove the recursive alias"
+        ) from None
     if root is None or not isinstance(data, dict):
         raise InventoryError(
             f"{path}:1: the inventory must be a mapping with environments and compare; "
@@ -232,23 +237,29 @@ def parse_inventory(text: str, path: Path) -> Inventory:
     return _resolve(model, root, path)
 
 
-def _reject_duplicate_keys(node: yaml.Node, path: Path) -> None:
+def _reject_duplicate_keys(root: yaml.Node, path: Path) -> None:
     """PyYAML silently keeps the last of duplicate keys; a duplicate host must fail."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key, value in node.value:
-            name = key.value
-            if name in seen:
-                raise InventoryError(
-                    f"{path}:{key.start_mark.line + 1}: duplicate key {name!r} "
-                    f"(first at line {seen[name]}); every name must be unique, "
-                    "rename or remove one"
-                )
-            seen[name] = key.start_mark.line + 1
-            _reject_duplicate_keys(value, path)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _reject_duplicate_keys(item, path)
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:  # aliases make the node tree a graph
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, value in node.value:
+                name = key.value
+                if name in seen:
+                    raise InventoryError(
+                        f"{path}:{key.start_mark.line + 1}: duplicate key {name!r} "
+                        f"(first at line {seen[name]}); every name must be unique, "
+                        "rename or remove one"
+                    )
+                seen[name] = key.start_mark.line + 1
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def _node_at(root: yaml.Node, loc: Sequence[int | str]) -> tuple[yaml.Node, bool]:
@@ -530,6 +541,13 @@ def _resolve_host(name: str, env: str, entry: HostEntry, defaults: HostSettings)
         return _BUILTIN.get(key)
 
     identity = pick("identity_file")
+    try:
+        identity_path = Path(identity).expanduser() if identity else None
+        known_hosts = Path(str(pick("known_hosts"))).expanduser()
+    except RuntimeError as exc:  # "~nosuchuser/..."
+        raise InventoryError(
+            f"host {name!r}: cannot expand a ~ path ({exc}); write the path in full"
+        ) from None
     return Host(
         name=name,
         environment=env,
@@ -538,8 +556,8 @@ def _resolve_host(name: str, env: str, entry: HostEntry, defaults: HostSettings)
         address=entry.address or name,
         port=int(pick("port")),
         user=str(pick("user")),
-        identity_file=Path(identity).expanduser() if identity else None,
-        known_hosts=Path(str(pick("known_hosts"))).expanduser(),
+        identity_file=identity_path,
+        known_hosts=known_hosts,
         connect_timeout=float(pick("connect_timeout")),
         command_timeout=float(pick("command_timeout")),
         transport=str(pick("transport")),

@@ -85,8 +85,12 @@ def collect_host(
             result = transport.run(script, host.command_timeout)
         finally:
             transport.close()
-    except TransportError as exc:
-        snap.error = str(exc)
+    except (TransportError, Exception) as exc:
+        snap.error = (
+            str(exc)
+            if isinstance(exc, TransportError)
+            else f"internal error while collecting: {type(exc).__name__}: {exc}"
+        )
         snap.sections = {
             n: SectionResult(n, SectionStatus.MISSING, error="host not collected") for n in names
         }

@@ -179,3 +179,17 @@ def test_bad_app_sources(entry: str, message: str) -> None:
     text = GOOD.replace('    myapp: "cat /opt/myapp/VERSION"\n', f"    web: {entry}\n")
     got = error_of(text)
     assert got.startswith("inv.yaml:20:") and message in got, got
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD.replace("port: 22\n", "port: 22\n  command_timeout: .inf\n", 1), "command_timeout"),
+        (GOOD.replace("port: 22\n", "port: 22\n  connect_timeout: 1e300\n", 1), "connect_timeout"),
+        (GOOD.replace("known_hosts: /tmp/kh", "known_hosts: ~nosuchuser/kh"), "cannot expand"),
+        ("a: &x [*x]\n", "required key"),
+        ('defaults: {user: "a\\0b"}\x00\n', "not valid YAML"),
+    ],
+)
+def test_hostile_values_are_one_line_errors(text: str, message: str) -> None:
+    assert message in error_of(text)

@@ -153,6 +153,10 @@ class SSHTransport:
             ) from None
         except socket.gaierror as exc:
             raise TransportError(f"cannot resolve {h.address!r}: {exc.strerror}") from None
+        except UnicodeError:
+            raise TransportError(
+                f"{h.address!r} is not a valid host name; fix the address"
+            ) from None
         except OSError as exc:
             raise TransportError(f"cannot connect to {h.address}:{h.port}: {exc}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
