@@ -51,7 +51,7 @@ class HostSettings(_Strict):
     """Connection settings that ``defaults`` provides and each host may override."""
 
     user: str | None = None
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    port: Annotated[int, Field(ge=1, le=65535, strict=True)] | None = None
     identity_file: str | None = None
     known_hosts: str | None = None
     connect_timeout: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] | None = None
@@ -373,6 +373,17 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
             f"{path}:{_line(root, 'compare', 'reference')}: compare.reference {ref!r} is not "
             f"an environment; use one of: {', '.join(envs)}"
         )
+    if len(set(model.compare.targets)) != len(model.compare.targets):
+        raise InventoryError(
+            f"{path}:{_line(root, 'compare', 'targets')}: compare.targets names an environment "
+            "twice; list each once"
+        )
+    for env_name in [ref, *model.compare.targets]:
+        if env_name in envs and not envs[env_name].hosts:
+            raise InventoryError(
+                f"{path}:{_line(root, 'environments', env_name)}: environment {env_name!r} has "
+                "no hosts, so nothing would be compared; add its hosts"
+            )
     for i, target in enumerate(model.compare.targets):
         if target not in envs:
             raise InventoryError(

@@ -65,9 +65,7 @@ def _unknown_hosts(per_collector: dict[str, list[Finding]]) -> dict[str, list[st
     whole_hosts = [h for f in per_collector.get(WHOLE, []) for h in f.reasons]
     unknown: dict[str, list[str]] = defaultdict(lambda: list(whole_hosts))
     for name, findings in per_collector.items():
-        unknown[name] = whole_hosts + [
-            h for f in findings if f.key == WHOLE for h in f.reasons
-        ]
+        unknown[name] = whole_hosts + [h for f in findings if f.key == WHOLE for h in f.reasons]
     return unknown
 
 
@@ -79,7 +77,10 @@ def _groups(report: DriftReport, findings: list[Finding]) -> list[dict[str, Any]
     env_of = {h.name: h.environment for h in report.hosts}
     groups: list[dict[str, Any]] = []
     for role in sorted(by_role):
-        hosts = [h.name for h in report.hosts if role in h.roles]
+        # Only compared hosts get a column: a host of another environment (dev)
+        # was never compared, so it must not read "same as reference".
+        compared_envs = {report.reference, *report.targets}
+        hosts = [h.name for h in report.hosts if role in h.roles and h.environment in compared_envs]
         refs = [h for h in hosts if env_of[h] == report.reference]
         columns = refs + [h for h in hosts if h not in refs]
         per_collector: dict[str, list[Finding]] = by_role[role]
@@ -90,8 +91,13 @@ def _groups(report: DriftReport, findings: list[Finding]) -> list[dict[str, Any]
             for name in names
         ]
         groups.append(
-            {"role": role, "columns": columns, "references": refs, "collectors": collectors,
-             "unknown": _unknown_hosts(by_role[role])}
+            {
+                "role": role,
+                "columns": columns,
+                "references": refs,
+                "collectors": collectors,
+                "unknown": _unknown_hosts(by_role[role]),
+            }
         )
     return groups
 

@@ -193,3 +193,25 @@ def test_bad_app_sources(entry: str, message: str) -> None:
 )
 def test_hostile_values_are_one_line_errors(text: str, message: str) -> None:
     assert message in error_of(text)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("targets: [staging]", "targets: [staging, staging]"), "names an environment twice"),
+        (
+            (
+                "  staging:\n    hosts:\n"
+                "      stg-web1: {address: 10.0.1.11, roles: [web], port: 2222}\n"
+                "      stg-db1: {roles: [db], transport: local}\n",
+                "  staging:\n    hosts: {}\n",
+            ),
+            "environment 'staging' has no hosts",
+        ),
+        (("port: 22\n", "port: true\n"), "defaults.port"),
+    ],
+)
+def test_nothing_to_compare_is_an_error(change: tuple[str, str], message: str) -> None:
+    old, new = change
+    assert old in GOOD
+    assert message in error_of(GOOD.replace(old, new, 1))
