@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import math
 import posixpath
 import re
 import tomllib
@@ -29,19 +30,36 @@ def _name(part: str) -> str:
     return json.dumps(part) if not part or re.search(r"[.\s\[\]\"#]", part) else part
 
 
+#: More settings than this in one file is not a config file a person maintains
+#: (or a YAML alias bomb): it is compared as text instead.
+MAX_SETTINGS = 20_000
+
+
+class _TooManyError(Exception):
+    pass
+
+
 def flatten(value: Any, prefix: str = "") -> Settings:
     """Nested dicts and lists become ``a.b[0].c`` names; empty containers stay leaves."""
     out: Settings = {}
+    _flatten(value, prefix, out)
+    return out
+
+
+def _flatten(value: Any, prefix: str, out: Settings) -> None:
     if isinstance(value, dict) and value:
         for key, item in value.items():
             name = _name(str(key))
-            out.update(flatten(item, f"{prefix}.{name}" if prefix else name))
+            _flatten(item, f"{prefix}.{name}" if prefix else name, out)
     elif isinstance(value, list) and value:
         for i, item in enumerate(value):
-            out.update(flatten(item, f"{prefix}[{i}]"))
+            _flatten(item, f"{prefix}[{i}]", out)
     else:
+        if len(out) >= MAX_SETTINGS:
+            raise _TooManyError
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)  # NaN never equals itself and is not valid JSON
         out[prefix or "(value)"] = value if _is_json_scalar(value) else str(value)
-    return out
 
 
 def _is_json_scalar(value: Any) -> bool:
@@ -297,9 +315,7 @@ def detect(path: str, text: str) -> tuple[str, Parser] | None:
         return "ssh", parse_ssh
     if name == "sysctl.conf" or directory.endswith("/sysctl.d"):
         return "sysctl", parse_sysctl_conf
-    if "nginx" in path or (
-        ext == ".conf" and re.search(r"^\s*[\w.-]+[^;\n]*\{\s*$", text, re.M)
-    ):
+    if "nginx" in path or (ext == ".conf" and re.search(r"^\s*[\w.-]+[^;\n]*\{\s*$", text, re.M)):
         return "nginx", parse_nginx
     if ext == ".conf":
         if re.search(r"^\s*\[[^\]]+\]\s*$", text, re.M):
@@ -314,7 +330,10 @@ def settings(path: str, text: str) -> tuple[str, Settings] | None:
     if found is None:
         return None
     fmt, parser = found
-    parsed = parser(text)
+    try:
+        parsed = parser(text)
+    except (_TooManyError, RecursionError):
+        return None
     if parsed is None:
         return None
     return fmt, parsed

@@ -128,3 +128,13 @@ def test_detection_by_name() -> None:
     assert fmt("/etc/mysql/my.cnf") == "ini"
     assert fmt("/etc/app.conf", "key = value\n") == "keyvalue"
     assert fmt("/etc/haproxy.conf", "global {\n}\n") == "nginx"
+
+
+def test_nan_is_text_and_alias_bombs_fall_back_to_text() -> None:
+    assert settings("/etc/a.yaml", "x: .nan\n") == ("yaml", {"x": "nan"})
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for i, name in enumerate("bcdefg"):
+        prev = "abcdefg"[i]
+        refs = ", ".join([f"*{prev}"] * 10)
+        bomb += f"{name}: &{name} [{refs}]\n"
+    assert settings("/etc/bomb.yaml", bomb) is None
