@@ -14,6 +14,11 @@ from driftcheck.runner import DEFAULT_JOBS, collect_all, now_iso
 from driftcheck.storage import Store
 
 
+def inventory_key(inventory: Inventory) -> str:
+    """How runs remember their inventory: its absolute path."""
+    return str(inventory.path.resolve())
+
+
 def collect(
     inventory: Inventory,
     store: Store,
@@ -27,7 +32,7 @@ def collect(
     A run is marked finished only when every host has been stored, so an
     interrupted collection is never used for a report.
     """
-    run_id = store.start_run(str(inventory.path), now_iso())
+    run_id = store.start_run(inventory_key(inventory), now_iso())
     snapshots = []
     for snap in collect_all(inventory.hosts, collectors, inventory.collect, redactor, jobs):
         store.add_snapshot(run_id, snap)
@@ -42,7 +47,8 @@ def latest_report(
     inventory: Inventory, store: Store, collectors: Sequence[Collector] = REGISTRY
 ) -> DriftReport:
     """Compare the hosts as the latest finished run saw them."""
-    run = store.latest_run()
+    # Two inventories may share a database: report only this one's runs.
+    run = store.latest_run(inventory_key(inventory))
     if run is None:
         raise DriftcheckError(
             f"{store.url}: no finished collection yet; run "

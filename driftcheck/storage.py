@@ -246,12 +246,13 @@ class Store:
 
     # -- reading ---------------------------------------------------------------
 
-    def latest_run(self) -> RunInfo | None:
-        """The most recent finished run, or None."""
+    def latest_run(self, inventory: str | None = None) -> RunInfo | None:
+        """The most recent finished run (of ``inventory`` when given), or None."""
+        query = select(Run).where(Run.finished_at.is_not(None))
+        if inventory is not None:
+            query = query.where(Run.inventory == inventory)
         with self._session() as s:
-            run = s.scalars(
-                select(Run).where(Run.finished_at.is_not(None)).order_by(Run.id.desc()).limit(1)
-            ).first()
+            run = s.scalars(query.order_by(Run.id.desc()).limit(1)).first()
             return RunInfo(run.id, run.started_at, run.finished_at, run.inventory) if run else None
 
     def _load(self, s: Session, hash_: str | None) -> bytes:

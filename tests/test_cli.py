@@ -113,3 +113,10 @@ def test_collectors_lists_every_collector() -> None:
     named = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
     assert named == [c.name for c in REGISTRY]
     assert "volatile, never drift: kernel.random.*" in out
+
+
+def test_report_uses_only_runs_of_its_own_inventory(env: Path) -> None:
+    (env / "other.yaml").write_text(LOCAL.replace("here-prod", "there-prod"))
+    assert invoke("collect", "-i", str(env / "other.yaml"))[0] == 0
+    code, _, err = invoke("report", "-i", str(env / "inv.yaml"))
+    assert code == 2 and "no finished collection yet" in err
