@@ -202,3 +202,24 @@ def test_bad_identity_is_reported_per_host(
     run = driftcheck(tmp_path, "collect", "-i", str(inv))
     assert run.returncode == 4
     assert run.stderr.count(message) == 2, run.stderr
+
+
+def test_key_rotation_and_revocation_in_known_hosts(lab: Lab, tmp_path: Path) -> None:
+    real = lab.known_hosts.read_text().splitlines()
+    port = lab.hosts["prod-web1"].port
+    line = next(x for x in real if x.startswith(f"[127.0.0.1]:{port} "))
+    decoy = tmp_path / "decoy"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(decoy)], check=True)
+    old = f"[127.0.0.1]:{port} " + " ".join(decoy.with_suffix(".pub").read_text().split()[:2])
+    rotated = tmp_path / "known_hosts"
+    rotated.write_text("\n".join([old, *real]) + "\n")  # the old key first, as after a rotation
+    inv = write_inventory(
+        lab, tmp_path / "inv.yaml", {"prod-web1", "stg-web1"}, known_hosts=str(rotated)
+    )
+    first = driftcheck(tmp_path, "collect", "-i", str(inv))
+    assert first.returncode == 0, first.stderr
+    revoked_key = " ".join(line.split()[1:3])
+    rotated.write_text("\n".join([*real, f"@revoked * {revoked_key}"]) + "\n")
+    run = driftcheck(tmp_path, "collect", "-i", str(inv))
+    assert run.returncode == 4 and "is marked @revoked" in run.stderr
+    assert "collected 1/2 hosts completely" in run.stderr

@@ -1,4 +1,4 @@
-"""known_hosts index: plain, hashed and [host]:port names; markers never trust a key."""
+"""known_hosts: plain, hashed and [host]:port names; several keys of one type; @revoked."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import os
 from pathlib import Path
 
 import paramiko
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from driftcheck.transports.ssh import KnownHosts
+from driftcheck.transports.ssh import HostKeyRefused, KnownHosts
 
 
 def new_key() -> str:
@@ -22,44 +23,75 @@ def new_key() -> str:
     ).decode()
 
 
+def pkey(line: str) -> paramiko.PKey:
+    keytype, blob = line.split()[:2]
+    return paramiko.PKey.from_type_string(keytype, base64.b64decode(blob))
+
+
 def hashed(name: str) -> str:
     salt = os.urandom(20)
     digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
     return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
 
 
-def trusted(known_hosts: KnownHosts, path: Path, name: str) -> list[str]:
-    client = paramiko.SSHClient()
-    known_hosts.trust(client, path, name)
-    found = client.get_host_keys().lookup(name)
-    return [] if found is None else [found[k].get_base64() for k in found]
+def accepts(kh: KnownHosts, path: Path, name: str, key: str) -> bool:
+    try:
+        kh.policy(path, name).missing_host_key(paramiko.SSHClient(), name, pkey(key))
+    except HostKeyRefused:
+        return False
+    return True
 
 
-def test_plain_hashed_and_port_names(tmp_path: Path) -> None:
-    plain, hashed_key, port_key, other = new_key(), new_key(), new_key(), new_key()
+def test_plain_hashed_port_names_and_markers(tmp_path: Path) -> None:
+    plain, hashed_key, port_key, revoked, other = (new_key() for _ in range(5))
     path = tmp_path / "known_hosts"
     path.write_text(
         "# comment\n\n"
         f"web1.example.com,10.0.0.1 {plain} a comment\n"
         f"{hashed('10.0.0.2')} {hashed_key}\n"
         f"[10.0.0.3]:2222 {port_key}\n"
-        f"@revoked 10.0.0.4 {other}\n"
+        f"10.0.0.4 {revoked}\n"
+        f"@revoked * {revoked}\n"
         f"@cert-authority *.example.com {other}\n"
         "garbage line\n"
-        "10.0.0.5 ssh-ed25519 !!!notbase64\n"
     )
     kh = KnownHosts()
-    assert trusted(kh, path, "10.0.0.1") == [plain.split()[1]]
-    assert trusted(kh, path, "web1.example.com") == [plain.split()[1]]
-    assert trusted(kh, path, "10.0.0.2") == [hashed_key.split()[1]]
-    assert trusted(kh, path, "[10.0.0.3]:2222") == [port_key.split()[1]]
-    assert trusted(kh, path, "10.0.0.3") == []
-    assert trusted(kh, path, "10.0.0.4") == []
-    assert trusted(kh, path, "10.0.0.5") == []
+    assert accepts(kh, path, "10.0.0.1", plain) and accepts(kh, path, "web1.example.com", plain)
+    assert accepts(kh, path, "10.0.0.2", hashed_key)
+    assert accepts(kh, path, "[10.0.0.3]:2222", port_key)
+    assert not accepts(kh, path, "10.0.0.3", port_key)  # another port, another host
+    assert not accepts(kh, path, "10.0.0.1", other)
+    assert not accepts(kh, path, "10.0.0.4", revoked)  # listed, but revoked
+
+
+def test_several_keys_of_one_type_all_count(tmp_path: Path) -> None:
+    old, new = new_key(), new_key()
+    path = tmp_path / "known_hosts"
+    path.write_text(f"10.0.0.1 {old}\n10.0.0.1 {new}\n")
+    kh = KnownHosts()
+    assert accepts(kh, path, "10.0.0.1", old) and accepts(kh, path, "10.0.0.1", new)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is not in"),
+        ("10.0.0.1 {other}\n", "does not match"),
+        ("10.0.0.1 {key}\n@revoked * {key}\n", "is marked @revoked"),
+    ],
+)
+def test_refusals_say_why(tmp_path: Path, content: str, message: str) -> None:
+    key, other = new_key(), new_key()
+    path = tmp_path / "known_hosts"
+    path.write_text(content.format(key=key, other=other))
+    with pytest.raises(HostKeyRefused, match=message):
+        KnownHosts().policy(path, "10.0.0.1").missing_host_key(
+            paramiko.SSHClient(), "10.0.0.1", pkey(key)
+        )
 
 
 def test_missing_file_trusts_nothing(tmp_path: Path) -> None:
-    assert trusted(KnownHosts(), tmp_path / "absent", "10.0.0.1") == []
+    assert not accepts(KnownHosts(), tmp_path / "absent", "10.0.0.1", new_key())
 
 
 def test_file_is_read_once_per_run(tmp_path: Path) -> None:
@@ -67,6 +99,6 @@ def test_file_is_read_once_per_run(tmp_path: Path) -> None:
     path = tmp_path / "known_hosts"
     path.write_text(f"10.0.0.1 {key}\n")
     kh = KnownHosts()
-    assert trusted(kh, path, "10.0.0.1")
+    assert accepts(kh, path, "10.0.0.1", key)
     path.write_text("")  # a later change is not seen by the same run
-    assert trusted(kh, path, "10.0.0.1")
+    assert accepts(kh, path, "10.0.0.1", key)

@@ -42,13 +42,18 @@ class _KnownHostsIndex:
 
     plain: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     hashed: list[tuple[bytes, bytes, str, str]] = field(default_factory=list)
+    #: keys marked @revoked: refused for every host, whatever else the file says
+    revoked: set[str] = field(default_factory=set)
 
     @classmethod
     def parse(cls, text: str) -> _KnownHostsIndex:
         index = cls()
         for line in text.splitlines():
             fields = line.split()
-            # Marker lines (@cert-authority, @revoked) never make a key trusted.
+            if len(fields) >= 4 and fields[0] == "@revoked":
+                index.revoked.add(fields[3])
+                continue
+            # Other markers (@cert-authority) never make a key trusted.
             if len(fields) < 3 or fields[0].startswith(("#", "@")):
                 continue
             names, keytype, blob = fields[:3]
@@ -106,15 +111,63 @@ class KnownHosts:
                 index = self._files[path] = _KnownHostsIndex.parse(text)
             return index
 
-    def trust(self, client: paramiko.SSHClient, path: Path, name: str) -> None:
-        """Make ``client`` trust exactly the keys ``path`` lists for ``name``."""
-        keys = client.get_host_keys()
-        for keytype, blob in self._index(path).lookup(name):
-            try:
-                key = paramiko.PKey.from_type_string(keytype, base64.b64decode(blob))
-            except (paramiko.SSHException, ValueError, binascii.Error):
-                continue  # a key type paramiko cannot use trusts nothing
-            keys.add(name, keytype, key)
+    def policy(self, path: Path, name: str) -> HostKeyPolicy:
+        """The host key check for ``name``: every key ``path`` lists for it, none revoked."""
+        index = self._index(path)
+        return HostKeyPolicy(name, path, index.lookup(name), frozenset(index.revoked))
+
+
+class HostKeyRefused(paramiko.SSHException):
+    """The server's host key is unknown, changed or revoked; the message says which."""
+
+
+class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Accept exactly the keys known_hosts lists for one host (several of one type
+    too, as during a key rotation), never a revoked one.
+
+    The client holds no host keys of its own, so paramiko asks this policy about
+    every server key; doing the check here (instead of paramiko's one-key-per-type
+    table) is what lets two ed25519 lines for one host both count.
+    """
+
+    def __init__(
+        self, name: str, path: Path, known: list[tuple[str, str]], revoked: frozenset[str]
+    ) -> None:
+        """``known``: (type, base64) pairs listed for ``name`` in ``path``."""
+        self.name, self.path = name, path
+        self.known = [(t, b) for t, b in known if b not in revoked]
+        self.revoked = revoked
+
+    def key_types(self) -> set[str]:
+        """Host key algorithms worth negotiating: those of the known keys."""
+        types = {t for t, _ in self.known}
+        if "ssh-rsa" in types:
+            types |= {"rsa-sha2-256", "rsa-sha2-512"}
+        return types
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        """Accept a listed key; refuse anything else with the reason."""
+        blob = key.get_base64()
+        if blob in self.revoked:
+            raise HostKeyRefused(
+                f"host key of {self.name} ({_fingerprint(key)}) is marked @revoked in "
+                f"{self.path}; refusing to connect"
+            )
+        if any(b == blob for _, b in self.known):
+            return
+        if self.known:
+            listed = ", ".join(sorted({t for t, _ in self.known}))
+            raise HostKeyRefused(
+                f"host key for {self.name} does not match {self.path} (offered "
+                f"{_fingerprint(key)}; known: {listed}); refusing to connect. If the host "
+                "was reinstalled, verify and update known_hosts"
+            )
+        raise HostKeyRefused(
+            f"host key of {self.name} is not in {self.path}; refusing to connect. "
+            "Verify its fingerprint and add it to known_hosts"
+        )
 
 
 def _fingerprint(key: paramiko.PKey) -> str:
@@ -180,12 +233,23 @@ class SSHTransport:
             },
         )
         client: paramiko.SSHClient = conn.client
-        # fabric installs AutoAddPolicy (accept any key): refuse unknown keys instead.
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        # Only the keys known_hosts lists for this host, from the run's shared index.
-        self._known_hosts.trust(client, h.known_hosts, self._target())
+        # fabric installs AutoAddPolicy (accept any key): check against known_hosts
+        # instead, from the run's shared index.
+        policy = self._known_hosts.policy(h.known_hosts, self._target())
+        client.set_missing_host_key_policy(policy)
+        wanted = policy.key_types()
+        if wanted:
+            # Like ssh, ask the server for a key type we know for it: a host with an
+            # RSA key in known_hosts must not be refused for offering ed25519 first.
+            offered = getattr(paramiko.Transport, "_preferred_keys", ())
+            conn.connect_kwargs["disabled_algorithms"] = {
+                "keys": [k for k in offered if k not in wanted]
+            }
         try:
             conn.open()
+        except HostKeyRefused as exc:
+            sock.close()
+            raise TransportError(str(exc)) from None
         except paramiko.BadHostKeyException as exc:
             sock.close()
             raise TransportError(
