@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 from driftcheck.model import SectionStatus
 from driftcheck.script import (
@@ -110,3 +111,16 @@ def test_timeout_exit_codes_mean_timeout() -> None:
     for rc in ("124", "137"):
         stdout = f"{MARKER} BEGIN a\n\n{MARKER} END a {rc}\n".encode()
         assert split_output(stdout, b"", MARKER, ["a"])["a"].status is SectionStatus.TIMEOUT
+
+
+def test_local_transport_stops_at_the_command_timeout() -> None:
+    from driftcheck.transports.local import LocalTransport  # noqa: PLC0415
+
+    script = build_script([Section("slow", "sleep 40", 60)], MARKER)
+    started = time.monotonic()
+    result = LocalTransport().run(script, 2)
+    assert result.timed_out and time.monotonic() - started < 10
+    assert split_output(result.stdout, result.stderr, MARKER, ["slow"])["slow"].status in (
+        SectionStatus.TRUNCATED,
+        SectionStatus.MISSING,
+    )
