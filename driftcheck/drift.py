@@ -21,7 +21,7 @@ from deepdiff import DeepDiff
 
 from driftcheck.collectors import Collector
 from driftcheck.inventory import Inventory
-from driftcheck.model import HostSnapshot, HostStatus, SectionResult
+from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
 from driftcheck.rules import (
     Expect,
     Ignore,
@@ -97,6 +97,9 @@ class HostRow:
     status: str
     error: str
     collected_at: str | None
+    #: collectors whose subject this host does not have (collector -> why): shown,
+    #: so "no drift" there is never mistaken for "compared and equal"
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,14 @@ def compare(
             str(snapshots[h.name].status) if h.name in snapshots else "not collected",
             snapshots[h.name].error if h.name in snapshots else "no snapshot in this run",
             snapshots[h.name].collected_at if h.name in snapshots else None,
+            {
+                name: sec.error
+                for name, sec in snapshots[h.name].sections.items()
+                if sec.status is SectionStatus.NOT_APPLICABLE
+                and name in {c.name for c in collectors}
+            }
+            if h.name in snapshots
+            else {},
         )
         for h in inventory.hosts
     )

@@ -67,13 +67,20 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
                 "status": h.status,
                 "error": h.error,
                 "collected_at": h.collected_at,
+                "not_applicable": h.not_applicable,
             }
             for h in report.hosts
         ],
         "findings": [_finding(f) for f in report.findings],
         "stale_waivers": [
-            {"key": w.selector.text, "collector": w.selector.collector, "reason": w.reason,
-             "owner": w.owner, "expires": w.expires.isoformat(), "line": w.selector.line}
+            {
+                "key": w.selector.text,
+                "collector": w.selector.collector,
+                "reason": w.reason,
+                "owner": w.owner,
+                "expires": w.expires.isoformat(),
+                "line": w.selector.line,
+            }
             for w in report.stale_waivers
         ],
     }
