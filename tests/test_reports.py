@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 from driftcheck.collectors import BY_NAME
 from driftcheck.drift import DriftReport, compare
-from driftcheck.model import HostStatus
+from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from driftcheck.reports import RENDERERS, Format, render
 from tests.helpers import inventory, snapshot
 
@@ -115,3 +115,18 @@ def test_html_shows_summary_then_values_side_by_side() -> None:
     # stg2 could not be collected: it is never shown as matching the reference.
     assert "same as reference" not in page
     assert page.count(">not collected<") == 2  # its files and sysctl cells
+
+
+def test_not_applicable_sections_are_listed_per_host() -> None:
+    inv = inventory({"prod1": ("production", ["web"]), "stg1": ("staging", ["web"])})
+    na = SectionResult("packages", SectionStatus.NOT_APPLICABLE,
+                       error="not applicable: none of dpkg-query, rpm, apk found")
+    snaps = {
+        "prod1": snapshot("prod1", "production", ["web"], {"packages": {"bash": "5.2"}}),
+        "stg1": snapshot("stg1", "staging", ["web"], {"packages": na}),
+    }
+    report = compare(inv, snaps, [BY_NAME["packages"]], "now")
+    data = json.loads(render(report, Format.JSON))
+    assert data["hosts"][1]["not_applicable"] == {"packages": na.error}
+    assert data["hosts"][0]["not_applicable"] == {}
+    assert ">packages</span>" in render(report, Format.HTML)
