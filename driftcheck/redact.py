@@ -26,14 +26,22 @@ REDACTED = re.compile(r"<redacted:[0-9a-f]{16}>")
 # is secret when one of its words looks like one of these.
 _SECRET_WORD = re.compile(
     r"^(?:.*pass(?:word|wd|phrase)?s?|pwd|.*secrets?|.*tokens?|credentials?|creds?|.*key"
-    r"|privkey|.*apikey|auth|cookie|salt)$",
+    r"|privkey|.*apikey|auth|authtok|salt|bindpw|rootpw|.*pw|masterauth|psk|community)$",
     re.IGNORECASE,
 )
 # Words that contain a secret word but name something public.
 _PUBLIC_WORD = re.compile(r"^(?:pub.*|public.*|bypass|keyring|keys?(?:ize|ring|map)s?)$", re.I)
 # Values that cannot be a secret; keeping them readable keeps reports useful
 # (sshd's "PubkeyAuthentication yes" or "PasswordAuthentication no").
-_HARMLESS_VALUE = re.compile(r"^[\"']?(?:yes|no|true|false|on|off|none|null|)[\"']?$", re.I)
+_HARMLESS_VALUE = re.compile(
+    r"^[\"']?(?:yes|no|true|false|on|off|none|null|0|1|)[\"']?$"
+    # An absolute file path names where a key lives (ssl_certificate_key, HostKey).
+    r"|^[\"']?/[\w./-]*[\"']?$",
+    re.I,
+)
+# Directives that pass requests on, and words naming a realm, not a secret:
+# nginx proxy_pass/fastcgi_pass, auth_basic "Restricted".
+_PUBLIC_FIRST_WORD = frozenset({"proxy", "fastcgi", "uwsgi", "scgi", "grpc", "memcached"})
 
 _ASSIGNMENT = re.compile(
     r"^(?P<pre>\s*(?:export\s+)?[\"']?)(?P<name>[A-Za-z_][\w.\-]*)(?P<q>[\"']?)"
@@ -67,6 +75,14 @@ _ABOUT_A_SECRET = frozenset(
         "ttl",
         "type",
         "algorithm",
+        "algorithms",
+        "interval",
+        "tries",
+        "attempts",
+        "encryption",
+        "basic",
+        "realm",
+        "enabled",
         "cipher",
         "format",
         "policy",
@@ -74,7 +90,30 @@ _ABOUT_A_SECRET = frozenset(
 )
 # Every line that any rule below could change contains one of these; lines
 # without them (most of sysctl -a or a config file) skip the expensive rules.
-_CANDIDATE = re.compile(r"pass|pwd|secret|token|cred|key|auth|cookie|salt|://", re.IGNORECASE)
+_CANDIDATE = re.compile(
+    r"pass|pwd|pw\b|secret|token|cred|key|auth|salt|psk|community|://", re.IGNORECASE
+)
+# key=value pairs anywhere in a line: connection strings (Server=x;Password=y),
+# libpq (host=db password=y), query strings (?token=y), XML attributes
+# (password="y"), PHP ($db_password = 'y'), JSON on one line.
+_INLINE = re.compile(
+    r"(?P<name>[A-Za-z_$][\w.\-]*)(?P<sep>[\"']?\s*(?:=>|=|:)\s*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s;,&\"'<>)]+)"
+)
+# XML/.config pairs: <add key="DbPassword" value="y"/>, define('DB_PASSWORD', 'y').
+_LABELLED = re.compile(
+    r"(?P<head>(?:key|name)\s*=\s*\"(?P<label>[^\"]*)\"\s+value\s*=\s*\")(?P<value>[^\"]*)"
+    r"|(?P<dhead>define\(\s*['\"](?P<dlabel>[^'\"]+)['\"]\s*,\s*(?P<q>['\"]))(?P<dvalue>.*?)(?=(?P=q))",
+    re.IGNORECASE,
+)
+# HTTP credentials: Authorization: Bearer y, proxy_set_header Authorization "Basic y".
+_AUTH_HEADER = re.compile(
+    r"(?P<head>authorization[\"']?\s*[:=]?\s*[\"']?\s*(?:bearer|basic|token|digest|negotiate)\s+)"
+    r"(?P<value>[^\s\"']+)",
+    re.IGNORECASE,
+)
+# .netrc: machine h login u password y
+_NETRC = re.compile(r"(?P<head>\bpassword\s+)(?P<value>\S+)", re.IGNORECASE)
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
 _YAML_BLOCK = re.compile(r"^(?P<indent>\s*)(?P<name>[\w.\-]+)\s*:\s*[|>][-+0-9]*\s*(#.*)?$")
@@ -85,6 +124,8 @@ def is_secret_name(name: str) -> bool:
     """True when a setting called ``name`` probably holds a secret."""
     words = [w for w in _WORD_SPLIT.split(name) if w]
     if not words or words[-1].lower() in _ABOUT_A_SECRET:
+        return False
+    if words[0].lower() in _PUBLIC_FIRST_WORD:
         return False
     if any(_PUBLIC_WORD.match(w) for w in words):
         return False
@@ -144,10 +185,31 @@ class Redactor:
             return line  # the common case, decided by one cheap search
         line = _URL_CREDENTIALS.sub(lambda m: m["head"] + self._value(m["pw"]), line)
         line = _XML_SECRET.sub(lambda m: m["open"] + self._value(m["value"]) + m["close"], line)
+        line = _AUTH_HEADER.sub(lambda m: m["head"] + self._value(m["value"]), line)
+        line = _LABELLED.sub(self._labelled, line)
         m = _ASSIGNMENT.match(line)
         if m and m["value"] and is_secret_name(m["name"]):
             line = m["pre"] + m["name"] + m["q"] + m["sep"] + self._value(m["value"]) + m["post"]
+        line = _INLINE.sub(self._inline, line)
+        if _NETRC.search(line) and re.search(r"\b(?:machine|default)\b", line):
+            line = _NETRC.sub(lambda m: m["head"] + self._value(m["value"]), line)
         return line
+
+    def _inline(self, m: re.Match[str]) -> str:
+        value = m["value"]
+        if is_secret_name(m["name"].lstrip("$")):
+            return m["name"] + m["sep"] + self._value(value)
+        if len(value) > 2 and value[0] in "\"'":
+            # A quoted value can hold pairs of its own: "host=db password=y".
+            value = value[0] + _INLINE.sub(self._inline, value[1:-1]) + value[-1]
+        return m["name"] + m["sep"] + value
+
+    def _labelled(self, m: re.Match[str]) -> str:
+        if m["head"] is not None:
+            label, head, value = m["label"], m["head"], m["value"]
+        else:
+            label, head, value = m["dlabel"], m["dhead"], m["dvalue"]
+        return head + (self._value(value) if is_secret_name(label) else value)
 
     def scrub_lines(self, lines: list[str]) -> list[str]:
         """Scrub a block of consecutive lines (one file's content, one command's output).
@@ -161,10 +223,10 @@ class Redactor:
         while i < len(lines):
             line = lines[i]
             if _PEM_BEGIN.search(line):
-                end = next(
-                    (j for j in range(i + 1, len(lines)) if _PEM_END.search(lines[j])),
-                    len(lines) - 1,
-                )
+                end = next((j for j in range(i + 1, len(lines)) if _PEM_END.search(lines[j])), None)
+                if end is None:  # no END line: everything after BEGIN is key material
+                    out += [line, self.token("\n".join(lines[i + 1 :]))]
+                    break
                 out += [line, self.token("\n".join(lines[i + 1 : end])), lines[end]]
                 i = end + 1
                 continue

@@ -115,3 +115,51 @@ def test_scrub_text_keeps_line_endings() -> None:
     assert r.scrub_text("a = 1\n") == "a = 1\n"
     assert r.scrub_text("a = 1") == "a = 1"
     assert r.scrub_text("") == ""
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "$db_password = 'hunter2';",
+        "define('DB_PASSWORD', 'hunter2');",
+        '<Resource name="jdbc/app" user="u" password="hunter2"/>',
+        '<add key="DbPassword" value="hunter2"/>',
+        "machine db.internal login app password hunter2",
+        "Authorization: Bearer hunter2",
+        'proxy_set_header Authorization "Basic hunter2";',
+        "Server=db;Database=app;User Id=u;Password=hunter2;",
+        'conninfo = "host=db user=u password=hunter2"',
+        "url = https://api.example.com/v1?user=u&token=hunter2",
+        "olcRootPW: hunter2",
+        "bindpw hunter2",
+        "masterauth hunter2",
+        '{"db":{"user":"u","password":"hunter2"}}',
+    ],
+)
+def test_inline_and_labelled_secrets(line: str) -> None:
+    assert "hunter2" not in Redactor(KEY).scrub_line(line), line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "proxy_pass http://127.0.0.1:8080;",
+        "fastcgi_pass unix:/run/php/php8.2-fpm.sock;",
+        "ssl_certificate_key /etc/ssl/private/site.key;",
+        "HostKey /etc/ssh/ssh_host_ed25519_key",
+        "HostKeyAlgorithms ssh-ed25519,rsa-sha2-512",
+        "MaxAuthTries 3",
+        'auth_basic "Restricted";',
+        "password_encryption = scram-sha-256",
+        "session.cookie_httponly = 1",
+        "net.ipv4.ipfrag_secret_interval = 0",
+        "net.bridge.bridge-nf-pass-vlan-input-dev = 0",
+    ],
+)
+def test_public_settings_stay_readable(line: str) -> None:
+    assert Redactor(KEY).scrub_line(line) == line
+
+
+def test_pem_without_end_is_redacted_to_the_end() -> None:
+    out = Redactor(KEY).scrub_lines(["-----BEGIN PRIVATE KEY-----", "AAAAhunter2", "BBBBhunter2"])
+    assert len(out) == 2 and "hunter2" not in "\n".join(out)
