@@ -396,4 +396,6 @@ COLLECTOR = Collector(
     parse=parse,
     requires=("dpkg-query", "rpm", "apk"),
     timeout=lambda s: 60.0 + 2.0 * len(s.files),
+    # Evidence for explanations ("modified after install"), never drift itself.
+    compare=False,
 )

@@ -20,6 +20,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from driftcheck.collectors import Collector
+from driftcheck.explain import explain
 from driftcheck.inventory import Inventory
 from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
 from driftcheck.rules import (
@@ -85,6 +86,9 @@ class Finding:
     underlying: State | None = None
     #: values after map rules, when they applied (``values`` stay the raw ones)
     mapped_values: dict[str, Any] | None = None
+    #: why it differs, from the evidence collectors: "modified after install",
+    #: "package version differs", "set at runtime, not persisted"
+    explanation: str = ""
 
 
 @dataclass(frozen=True)
@@ -337,7 +341,7 @@ def compare(
         targets=inventory.targets,
         run_started_at=run_started_at,
         hosts=hosts,
-        findings=tuple(findings),
+        findings=explain(tuple(findings), snapshots),
         volatile_skipped=skipped,
         compared_keys=compared,
         stale_waivers=tuple(

@@ -42,3 +42,7 @@ def test_collector_is_well_formed(collector: Collector) -> None:
     assert parsed.facts == {} and parsed.errors == {}
     cases = [d for d in (FIXTURES / collector.name).glob("*") if d.is_dir()]
     assert cases, f"no fixtures under tests/fixtures/{collector.name}/"
+
+
+def test_evidence_collectors_are_never_compared() -> None:
+    assert [c.name for c in REGISTRY if not c.compare] == ["config_origin"]

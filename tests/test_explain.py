@@ -1,0 +1,79 @@
+"""Explanations from evidence: edited after install, package version, runtime-only sysctl."""
+
+from __future__ import annotations
+
+from driftcheck.collectors import BY_NAME
+from driftcheck.drift import compare
+from tests.helpers import inventory, snapshot
+
+INV = inventory({"prod1": ("production", ["web"]), "stg1": ("staging", ["web"])})
+COLLECTORS = [BY_NAME[n] for n in ("packages", "sysctl", "sysctl_config", "files", "config_origin")]
+
+
+def why(prod: dict[str, dict[str, object]], stg: dict[str, dict[str, object]]) -> dict[str, str]:
+    snaps = {
+        "prod1": snapshot("prod1", "production", ["web"], prod),
+        "stg1": snapshot("stg1", "staging", ["web"], stg),
+    }
+    findings = compare(INV, snaps, COLLECTORS, "now").findings
+    return {f.key: f.explanation for f in findings if f.state.value != "incomplete"}
+
+
+def test_edited_after_install() -> None:
+    base = {"packages": {"openssh-client": "1:9.2p1-2"}}
+    got = why(
+        {
+            **base,
+            "files": {"/etc/ssh/ssh_config#port": "22"},
+            "config_origin": {
+                "/etc/ssh/ssh_config": {"package": "openssh-client", "modified": False}
+            },
+        },
+        {
+            **base,
+            "files": {"/etc/ssh/ssh_config#port": "2222"},
+            "config_origin": {
+                "/etc/ssh/ssh_config": {"package": "openssh-client", "modified": True}
+            },
+        },
+    )
+    assert got == {
+        "/etc/ssh/ssh_config#port": "modified after install on stg1 (package openssh-client)"
+    }
+
+
+def test_comes_with_another_package_version() -> None:
+    origin = {"/etc/x.conf": {"package": "foo", "modified": False}}
+    got = why(
+        {
+            "packages": {"foo": "1.0"},
+            "files": {"/etc/x.conf": {"sha256": "a"}},
+            "config_origin": origin,
+        },
+        {
+            "packages": {"foo": "1.1"},
+            "files": {"/etc/x.conf": {"sha256": "b"}},
+            "config_origin": origin,
+        },
+    )
+    assert got["/etc/x.conf"] == "package foo version differs (prod1 1.0, stg1 1.1)"
+    assert got["foo"] == ""  # the package finding itself needs no explanation
+
+
+def test_sysctl_runtime_only_and_runtime_against_config() -> None:
+    got = why(
+        {
+            "sysctl": {"net.core.somaxconn": "4096", "vm.swappiness": "60"},
+            "sysctl_config": {"vm.swappiness": {"value": "60", "file": "/etc/sysctl.d/10.conf"}},
+        },
+        {
+            "sysctl": {"net.core.somaxconn": "1024", "vm.swappiness": "10"},
+            "sysctl_config": {"vm.swappiness": {"value": "60", "file": "/etc/sysctl.d/10.conf"}},
+        },
+    )
+    assert got["net.core.somaxconn"] == (
+        "stg1: set at runtime, not persisted in any sysctl config file"
+    )
+    assert got["vm.swappiness"].startswith(
+        "stg1: runtime 10 differs from 60 set in /etc/sysctl.d/10.conf"
+    )
