@@ -72,7 +72,7 @@ class Planted:
     story: str
 
 
-def _older_version(name: str) -> str:
+def older_version(name: str) -> str:
     """A version of ``name`` other than the installed one, older if the archive has one."""
     installed = installed_version(name)
     others = [v for v in available_versions(name) if v != installed]
@@ -96,7 +96,7 @@ def _older_version(name: str) -> str:
 
 def scenario() -> tuple[list[LabHostSpec], list[Planted]]:
     """The demo hosts and the drift planted in them."""
-    tzdata = _older_version("tzdata")
+    tzdata = older_version("tzdata")
     hello = available_versions("hello")
     if not hello:
         raise LabError("apt knows no version of the 'hello' package; run apt-get update")
