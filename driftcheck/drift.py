@@ -379,34 +379,44 @@ def _compare_section(ctx: _Section) -> tuple[int, int]:
     """
     hosts = ctx.refs + ctx.tgts
     tables = [ctx.sections[h].facts for h in hosts]
-    keys: set[str] = set().union(*tables)
     first, rest = tables[0], tables[1:]
+    candidates: set[str] | None = None
     if len(rest) == 1:
         other = rest[0]
-        candidates = {k for k in keys if first.get(k, _ABSENT) != other.get(k, _ABSENT)}
-    else:
+        # Counted without building the union: keys of the first plus the other's own.
+        n_keys = len(first) + len(other.keys() - first.keys())
+        try:
+            # The symmetric difference of the (key, value) pairs, done in C; values
+            # that cannot be hashed (a file's metadata) take the Python walk below.
+            candidates = {k for k, _ in first.items() ^ other.items()}
+        except TypeError:
+            candidates = None
+    if candidates is None:
+        keys: set[str] = set().union(*tables)
+        n_keys = len(keys)
         candidates = {
             k for k in keys if any(t.get(k, _ABSENT) != first.get(k, _ABSENT) for t in rest)
         }
     errored = [ctx.sections[h].errors for h in hosts if ctx.sections[h].errors]
     for errors in errored:
+        n_keys += len(errors.keys() - candidates)
         candidates.update(errors)
-        keys.update(errors)
     ctx.local = _LocalRules.of(ctx.rules, ctx.role, ctx.collector)
     ruled = ctx.local is not None
     forced: set[str] = set()
     if ctx.local is not None:
         # A map or expect rule can turn equal raw values into drift (staging using
         # production's database host; a per-environment secret that is the same).
+        # Equal values exist on every host, so the first host's keys are enough.
         selectors = [r.selector for r in ctx.local.maps] + [r.selector for r in ctx.local.expect]
         for sel in selectors:
-            forced.update(sel.select(ctx.role, ctx.collector, keys))
+            forced.update(sel.select(ctx.role, ctx.collector, first))
     skipped = 0
     for key in sorted(candidates | forced):
         if ctx.volatile is not None and ctx.volatile.fullmatch(key):
             skipped += key in candidates
             continue
-        values = {h: ctx.sections[h].facts.get(key, _ABSENT) for h in hosts}
+        values = {h: t.get(key, _ABSENT) for h, t in zip(hosts, tables, strict=True)}
         errors = (
             {h: why for h in hosts if (why := _error_for(key, ctx.sections[h].errors)) is not None}
             if errored
@@ -429,7 +439,7 @@ def _compare_section(ctx: _Section) -> tuple[int, int]:
             _judge_with_rules(ctx, key, values)
         else:
             _judge(ctx, key, values, values, ())
-    return len(keys), skipped
+    return n_keys, skipped
 
 
 def _state(reference: Any, value: Any) -> State | None:

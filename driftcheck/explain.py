@@ -22,17 +22,21 @@ if TYPE_CHECKING:  # drift imports this module
 _SETTING_SEP = "#"
 
 
-def _facts(snapshots: Mapping[str, HostSnapshot], host: str, collector: str) -> dict[str, Any]:
+def _facts(
+    snapshots: Mapping[str, HostSnapshot], host: str, collector: str
+) -> dict[str, Any] | None:
+    """The host's facts of ``collector``, or None when they were not collected: then
+    the evidence says nothing (never "not persisted" for want of looking)."""
     snap = snapshots.get(host)
-    if snap is None:
-        return {}
-    section = snap.sections.get(collector)
-    return section.facts if section is not None and section.status.complete else {}
+    section = snap.sections.get(collector) if snap is not None else None
+    if section is None or section.status.value != "ok":
+        return None
+    return section.facts
 
 
 def _file_reason(finding: Finding, snapshots: Mapping[str, HostSnapshot]) -> str:
     path = finding.key.split(_SETTING_SEP, 1)[0]
-    origins = {h: _facts(snapshots, h, "config_origin").get(path) for h in finding.values}
+    origins = {h: (_facts(snapshots, h, "config_origin") or {}).get(path) for h in finding.values}
     owners: set[str] = {
         str(o["package"]) for o in origins.values() if isinstance(o, dict) and o.get("package")
     }
@@ -46,7 +50,8 @@ def _file_reason(finding: Finding, snapshots: Mapping[str, HostSnapshot]) -> str
     for package in sorted(owners):
         names = [n.strip() for n in str(package).split(",")]
         versions = {
-            h: _facts(snapshots, h, "packages").get(names[0].split(":")[0]) for h in finding.values
+            h: (_facts(snapshots, h, "packages") or {}).get(names[0].split(":")[0])
+            for h in finding.values
         }
         if len({v for v in versions.values() if v is not None}) > 1:
             shown = ", ".join(f"{h} {v}" for h, v in versions.items())
@@ -66,7 +71,10 @@ def _sysctl_reason(finding: Finding, snapshots: Mapping[str, HostSnapshot]) -> s
     for host, runtime in finding.values.items():
         if runtime is None:
             continue
-        configured = _facts(snapshots, host, "sysctl_config").get(finding.key)
+        config = _facts(snapshots, host, "sysctl_config")
+        if config is None:
+            continue
+        configured = config.get(finding.key)
         if not isinstance(configured, dict) or configured.get("value") is None:
             if host not in finding.reference_hosts:
                 reasons.append(f"{host}: set at runtime, not persisted in any sysctl config file")

@@ -77,3 +77,9 @@ def test_sysctl_runtime_only_and_runtime_against_config() -> None:
     assert got["vm.swappiness"].startswith(
         "stg1: runtime 10 differs from 60 set in /etc/sysctl.d/10.conf"
     )
+
+
+def test_no_claim_without_evidence() -> None:
+    # sysctl_config was not collected: nothing may be said about persistence.
+    got = why({"sysctl": {"net.core.somaxconn": "4096"}}, {"sysctl": {"net.core.somaxconn": "1"}})
+    assert got["net.core.somaxconn"] == ""
