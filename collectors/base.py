@@ -74,3 +74,19 @@ def scrub_prefixed(raw: str, redactor: Redactor, prefix: str = "|") -> str:
 def scrub_all(raw: str, redactor: Redactor) -> str:
     """Scrub every line of the output."""
     return redactor.scrub_text(raw)
+
+
+def without_password_field(path: str, max_lines: int) -> str:
+    """sh printing an /etc/passwd-style file with its second field (the password) blanked.
+
+    FS=":" is a single literal character in every awk (mawk, gawk, busybox), so
+    rebuilding the record after blanking $2 gives back the line byte for byte,
+    minus the password; a line without ":" is passed on for the parser to ignore.
+    More than ``max_lines`` lines is an error (exit 3), never a silently cut list.
+    """
+    return (
+        f'awk -v max={max_lines} \'BEGIN {{ FS = ":"; OFS = ":" }}\n'
+        f'  NR > max {{ print "more than " max " lines in {path}" > "/dev/stderr"; exit 3 }}\n'
+        '  NF > 1 { $2 = "" }\n'
+        f"  {{ print }}' {path}\n"
+    )

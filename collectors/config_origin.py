@@ -31,6 +31,7 @@ from driftcheck.model import ParseResult
 
 from . import files
 from .base import Collector
+from .packages import RPM_SYSTEM_DB
 
 # Output (every line tab-separated, one record a line):
 #   P<TAB>file|link|other|unreadable<TAB>PATH    an existing non-directory path
@@ -118,10 +119,7 @@ done
 # rpm: only from a database outside HOME (Debian's rpm package keeps a per-user
 # ~/.rpmdb that "rpm -q" would create); see the packages collector.
 if command -v rpm >/dev/null 2>&1; then
-  db=$(rpm -E '%{_dbpath}' 2>/dev/null) || db=
-  case $db in */.rpmdb) db= ;; esac
-  if [ -z "$found" ] || { [ -n "$db" ] && { [ -e "$db/rpmdb.sqlite" ] ||
-      [ -e "$db/Packages.db" ] || [ -e "$db/Packages" ]; }; }; then
+  @RPM_SYSTEM_DB@
     echo '#rpm'
     IFS=$nl; set -f; set -- $paths; unset IFS; set +f
     out=$(rpm -qf --qf '[%{FILENAMES}\t%{FILEFLAGS}\t%{FILEVERIFYFLAGS}\t%{=NAME}\n]' -- "$@" \
@@ -140,6 +138,9 @@ if command -v rpm >/dev/null 2>&1; then
 fi
 exit 0
 """
+
+
+_MAIN = _MAIN.replace("@RPM_SYSTEM_DB@", RPM_SYSTEM_DB)
 
 
 def shell(settings: CollectSettings) -> str:

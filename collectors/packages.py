@@ -12,6 +12,14 @@ from .base import Collector
 # One block per package database found on the host, each headed "#dpkg", "#apk"
 # or "#rpm". dpkg and rpm print "name<TAB>arch<TAB>version" lines (dpkg with the
 # status letters first); apk prints the P:/V:/A: lines of its installed database.
+#: sh opening "if ...; then": read rpm when no other package manager was found
+#: ($found empty), else only from a system database that exists outside HOME.
+#: Shared with config_origin, so both keep the same read-only rule.
+RPM_SYSTEM_DB = r"""db=$(rpm -E '%{_dbpath}' 2>/dev/null) || db=
+  case $db in */.rpmdb) db= ;; esac
+  if [ -z "$found" ] || { [ -n "$db" ] && { [ -e "$db/rpmdb.sqlite" ] ||
+      [ -e "$db/Packages.db" ] || [ -e "$db/Packages" ]; }; }; then"""
+
 SHELL = """\
 found=
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -38,10 +46,7 @@ done
 # the system's packages. So next to another package manager, read rpm only from
 # a database that already exists outside HOME.
 if command -v rpm >/dev/null 2>&1; then
-  db=$(rpm -E '%{_dbpath}' 2>/dev/null) || db=
-  case $db in */.rpmdb) db= ;; esac
-  if [ -z "$found" ] || { [ -n "$db" ] && { [ -e "$db/rpmdb.sqlite" ] ||
-      [ -e "$db/Packages.db" ] || [ -e "$db/Packages" ]; }; }; then
+  @RPM_SYSTEM_DB@
     echo '#rpm'
     rpm -qa --qf '%{NAME}\\t%{ARCH}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n' || exit
   fi
@@ -56,6 +61,9 @@ _HEADERS = {"#dpkg": "dpkg", "#apk": "apk", "#rpm": "rpm"}
 #: made (apk add --virtual NAME writes YYYYMMDD.HHMMSS), which differs between any
 #: two hosts and says nothing; the packages it pulls in are listed on their own.
 APK_VIRTUAL = "(virtual)"
+
+
+SHELL = SHELL.replace("@RPM_SYSTEM_DB@", RPM_SYSTEM_DB)
 
 
 def shell(_settings: CollectSettings) -> str:
