@@ -464,7 +464,8 @@ def _judge(
     first = compared[refs[0]]
     groups: dict[tuple[State, str], list[str]] = {}
     if any(compared[h] != first for h in refs[1:]):
-        groups[(State.INCONSISTENT, "")] = list(refs)
+        # Every host is shown: with disagreeing references, no target is "the same".
+        groups[(State.INCONSISTENT, "")] = list(refs) + list(ctx.tgts)
     else:
         for h in ctx.tgts:
             value = compared[h]

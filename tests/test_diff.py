@@ -240,3 +240,9 @@ def test_error_on_a_parent_key_makes_its_children_incomplete() -> None:
         ("/opt/venv:six", "incomplete"),  # unknown, not "missing"
         ("system:pip", "missing"),
     }
+
+
+def test_inconsistent_shows_every_hosts_value() -> None:
+    report = run({"prod1": {"a": "1"}, "prod2": {"a": "2"}, "stg1": {"a": "1"}})
+    (finding,) = report.findings
+    assert finding.values == {"prod1": "1", "prod2": "2", "stg1": "1"}
