@@ -177,7 +177,7 @@ def run_demo(
     specs, planted = scenario()
     with Lab() as lab:
         say(
-            f"building {len(specs)} SSH hosts on 127.0.0.1: "
+            f"building {len(specs)} SSH hosts on 127.0.0.1 (lab {lab.lab_id}): "
             + ", ".join(f"{s.name} ({s.environment})" for s in specs)
         )
         lab.up(specs)

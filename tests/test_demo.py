@@ -8,6 +8,7 @@ files: precision and recall must both be 100%.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,10 @@ def test_planted_secrets_appear_nowhere(
 def test_demo_leaves_no_lab_behind(
     demo_run: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
+    _, proc = demo_run
+    lab_id = re.search(r"\(lab ([0-9a-f]+)\)", proc.stderr)
+    assert lab_id, proc.stderr
+    # Only this demo's lab: other labs may be running on the same machine.
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    assert "dclab-" not in netns.stdout
-    mounts = Path("/proc/self/mountinfo").read_text()
-    assert "dclab-" not in mounts
+    assert f"dclab-{lab_id[1]}" not in netns.stdout
+    assert f"dclab-{lab_id[1]}" not in Path("/proc/self/mountinfo").read_text()
