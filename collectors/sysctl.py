@@ -30,9 +30,20 @@ VOLATILE = (
 )
 
 
+# busybox sysctl (Alpine) exits 1 when any key cannot be read, and on every host
+# with IPv6 some cannot (net.ipv6.conf.*.stable_secret): the same keys on every
+# host, so that is not a failure; no output at all still is. The errors stay on
+# stderr, where the report can show them.
+SHELL = """\
+out=$(sysctl -a); rc=$?
+[ -n "$out" ] || exit "$rc"
+printf '%s\\n' "$out"
+"""
+
+
 def shell(_settings: CollectSettings) -> str:
     """The section's shell; it takes no parameters."""
-    return "sysctl -a"
+    return SHELL
 
 
 def parse(raw: str) -> ParseResult:

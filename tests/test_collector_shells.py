@@ -6,6 +6,7 @@ sh it sends exits 0 and produces something its parser understands.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,23 @@ def test_files_section_ok_when_last_path_is_binary(settings: CollectSettings) ->
     assert facts[settings.files[2]]["content_note"] == "binary file"
     assert facts[settings.files[0] + "#a"] == "1"  # a key/value file, compared per setting
     assert settings.files[1] not in facts
+
+
+def test_sysctl_section_is_ok_when_busybox_cannot_read_some_keys(tmp_path: Path) -> None:
+    # Alpine's busybox sysctl exits 1 over keys like stable_secret that no host can read.
+    for applet in ("sysctl", "sh", "printf"):
+        (tmp_path / applet).symlink_to("/usr/bin/busybox")
+    marker = new_marker()
+    script = build_script(
+        [Section("sysctl", BY_NAME["sysctl"].shell(CollectSettings()), 60)], marker
+    )
+    proc = subprocess.run(
+        ["/usr/bin/busybox", "sh", "-s"],
+        input=script.encode(),
+        capture_output=True,
+        env={"PATH": str(tmp_path)},
+        check=False,
+    )
+    raw = split_output(proc.stdout, proc.stderr, marker, ["sysctl"])["sysctl"]
+    assert raw.status is SectionStatus.OK
+    assert "net.core.somaxconn" in BY_NAME["sysctl"].parse(raw.stdout).facts
