@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.inventory import CollectSettings
+from driftcheck.inventory import AppSource, CollectSettings
 from driftcheck.model import ParseResult
 from driftcheck.redact import Redactor
 
@@ -73,3 +73,38 @@ def test_secrets_only_parsing_reveals_are_redacted(tmp_path: Path, name: str, te
     assert "hunter2x" not in scrubbed
     parsed = FILES.parse(scrubbed)
     assert any("<redacted:" in str(v) for v in parsed.facts.values())
+
+
+@pytest.mark.parametrize("name", ["files", "apps", "os"])
+def test_busybox_gives_the_same_facts(tmp_path: Path, name: str) -> None:
+    """Alpine has only busybox: its stat, find, awk, sha256sum, readlink and ash must
+    give the same facts as Debian's tools for the same files."""
+    tree = tmp_path / "etc"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.ini").write_text("[db]\nhost = x\n")
+    (tree / "sub" / "b.txt").write_text("no newline")
+    (tree / "link.ini").symlink_to("a.ini")
+    applets = tmp_path / "bin"
+    applets.mkdir()
+    listed = subprocess.run(["busybox", "--list"], capture_output=True, text=True, check=True)
+    for applet in listed.stdout.split():
+        (applets / applet).symlink_to("/usr/bin/busybox")
+    settings = CollectSettings(
+        files=(f"{tree}/", f"{tree}/*.ini"),
+        apps=(AppSource("cmd", "command", "echo 1.2"), AppSource("f", "file", f"{tree}/a.ini")),
+    )
+    shell = BY_NAME[name].shell(settings)
+    debian = subprocess.run(
+        ["sh", "-c", shell],
+        capture_output=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+    )
+    alpine = subprocess.run(
+        ["busybox", "sh", "-c", shell],
+        capture_output=True,
+        check=True,
+        env={"PATH": str(applets), "LC_ALL": "C"},
+    )
+    parse = BY_NAME[name].parse
+    assert parse(alpine.stdout.decode()) == parse(debian.stdout.decode())
