@@ -86,7 +86,9 @@ def test_busybox_gives_the_same_facts(tmp_path: Path, name: str) -> None:
     (tree / "link.ini").symlink_to("a.ini")
     applets = tmp_path / "bin"
     applets.mkdir()
-    listed = subprocess.run(["busybox", "--list"], capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        ["/usr/bin/busybox", "--list"], capture_output=True, text=True, check=True
+    )
     for applet in listed.stdout.split():
         (applets / applet).symlink_to("/usr/bin/busybox")
     settings = CollectSettings(
@@ -101,7 +103,7 @@ def test_busybox_gives_the_same_facts(tmp_path: Path, name: str) -> None:
         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
     )
     alpine = subprocess.run(
-        ["busybox", "sh", "-c", shell],
+        ["/usr/bin/busybox", "sh", "-c", shell],
         capture_output=True,
         check=True,
         env={"PATH": str(applets), "LC_ALL": "C"},
