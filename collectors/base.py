@@ -90,3 +90,8 @@ def without_password_field(path: str, max_lines: int) -> str:
         '  NF > 1 { $2 = "" }\n'
         f"  {{ print }}' {path}\n"
     )
+
+
+def id_number(text: str) -> int | str:
+    """A uid or gid as int; anything else (NIS "+" entries have none) as the text itself."""
+    return int(text) if text.isascii() and text.isdigit() else text

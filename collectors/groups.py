@@ -15,7 +15,7 @@ from __future__ import annotations
 from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
-from .base import Collector, without_password_field
+from .base import Collector, id_number, without_password_field
 
 #: At most this many lines are sent; a larger file is an error, not a silently cut list.
 MAX_LINES = 100_000
@@ -31,11 +31,6 @@ _FIELDS = 4
 def shell(_settings: CollectSettings) -> str:
     """The section's shell; it takes no parameters."""
     return SHELL
-
-
-def _number(text: str) -> int | str:
-    """A gid as int; anything else (NIS "+" entries have none) as the text itself."""
-    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def parse(raw: str) -> ParseResult:
@@ -66,7 +61,7 @@ def parse(raw: str) -> ParseResult:
         # glibc skips blanks around member names ("a, b" is a and b).
         listed = fields[3].split(",") if len(fields) == _FIELDS else []
         members = sorted({m.strip() for m in listed if m.strip()})
-        facts[name] = {"gid": _number(fields[2]), "members": members}
+        facts[name] = {"gid": id_number(fields[2]), "members": members}
         errors.pop(name, None)
     return ParseResult(dict(sorted(facts.items())), dict(sorted(errors.items())))
 

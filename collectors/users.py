@@ -21,7 +21,7 @@ from __future__ import annotations
 from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
-from .base import Collector, without_password_field
+from .base import Collector, id_number, without_password_field
 
 #: At most this many lines are sent; a larger file is an error, not a silently cut list.
 MAX_LINES = 100_000
@@ -36,11 +36,6 @@ _FIELDS = 7
 def shell(_settings: CollectSettings) -> str:
     """The section's shell; it takes no parameters."""
     return SHELL
-
-
-def _number(text: str) -> int | str:
-    """A uid/gid as int; anything else (NIS "+" entries have none) as the text itself."""
-    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def parse(raw: str) -> ParseResult:
@@ -71,7 +66,7 @@ def parse(raw: str) -> ParseResult:
             )
             continue
         _name, _password, uid, gid, gecos, home, login_shell = fields
-        user: dict[str, object] = {"uid": _number(uid), "gid": _number(gid)}
+        user: dict[str, object] = {"uid": id_number(uid), "gid": id_number(gid)}
         if gecos:
             user["gecos"] = gecos
         user["home"] = home
