@@ -89,6 +89,9 @@ class Finding:
     #: why it differs, from the evidence collectors: "modified after install",
     #: "package version differs", "set at runtime, not persisted"
     explanation: str = ""
+    #: since when the differing host has had its current value (from the history
+    #: of earlier runs; the first run in which it was seen, unchanged since)
+    since: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from driftcheck.collectors import REGISTRY, Collector
-from driftcheck.drift import DriftReport, compare
+from driftcheck.drift import DriftReport, Finding, compare
 from driftcheck.errors import DriftcheckError
 from driftcheck.inventory import Inventory
 from driftcheck.model import HostSnapshot
@@ -54,4 +56,47 @@ def latest_report(
             f"{store.url}: no finished collection yet; run "
             f"'driftcheck collect -i {inventory.path}' first"
         )
-    return compare(inventory, store.snapshots(run.id), collectors, now_iso(), run.started_at)
+    snapshots = store.snapshots(run.id)
+    report = compare(inventory, snapshots, collectors, now_iso(), run.started_at)
+    return replace(
+        report,
+        findings=since_when(report.findings, snapshots, store, inventory_key(inventory), run.id),
+    )
+
+
+def since_when(
+    findings: tuple[Finding, ...],
+    snapshots: Mapping[str, HostSnapshot],
+    store: Store,
+    inventory: str,
+    run_id: int,
+) -> tuple[Finding, ...]:
+    """Each drift finding with the time its current value was first seen, unchanged
+    since, on the host that differs: when the drift started, as far as history goes.
+
+    Consecutive runs that stored the same facts blob are one step (content
+    addressing makes "unchanged" a hash comparison), so long quiet histories cost
+    little.
+    """
+    cache: dict[str, dict[str, Any]] = {}
+    out = []
+    for finding in findings:
+        host = next((h for h in finding.values if h not in finding.reference_hosts), None)
+        if not finding.state.is_drift or host is None or host not in snapshots:
+            out.append(finding)
+            continue
+        value = finding.values[host]
+        since = snapshots[host].collected_at
+        previous_hash: str | None = ""
+        for at, digest in store.section_history(inventory, host, finding.collector, run_id):
+            if digest is None:
+                break  # not collected then: history says nothing further back
+            if digest != previous_hash:
+                if digest not in cache:
+                    cache[digest] = store.facts_of(digest)
+                if cache[digest].get(finding.key) != value:
+                    break
+                previous_hash = digest
+            since = at
+        out.append(replace(finding, since=since))
+    return tuple(out)

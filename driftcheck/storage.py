@@ -292,6 +292,38 @@ class Store:
             rows = s.scalars(select(Snapshot).where(Snapshot.run_id == run_id))
             return {r.host: self._snapshot(s, r) for r in rows}
 
+    def section_history(
+        self, inventory: str, host: str, collector: str, before_run: int, limit: int = 400
+    ) -> list[tuple[str, str | None]]:
+        """(collected_at, facts blob hash or None when not collected) of ``host``'s
+        ``collector`` section in the finished runs of ``inventory`` before
+        ``before_run``, newest first."""
+        query = (
+            select(Snapshot.collected_at, SectionRow.facts_hash, SectionRow.status)
+            .join(Run, Run.id == Snapshot.run_id)
+            .join(SectionRow, SectionRow.snapshot_id == Snapshot.id)
+            .where(
+                Run.inventory == inventory,
+                Run.finished_at.is_not(None),
+                Run.id < before_run,
+                Snapshot.host == host,
+                SectionRow.collector == collector,
+            )
+            .order_by(Run.id.desc())
+            .limit(limit)
+        )
+        with self._session() as s:
+            return [
+                (at, digest if SectionStatus(status).complete else None)
+                for at, digest, status in s.execute(query)
+            ]
+
+    def facts_of(self, digest: str) -> dict[str, Any]:
+        """The facts stored under a blob hash."""
+        with self._session() as s:
+            loaded: dict[str, Any] = json.loads(self._load(s, digest) or b"{}")
+            return loaded
+
     def latest_snapshot(self, host: str, raw: bool = False) -> HostSnapshot | None:
         """The most recent snapshot of ``host`` in a finished run, or None."""
         with self._session() as s:

@@ -31,6 +31,7 @@ def _finding(f: Finding) -> dict[str, Any]:
         "reasons": f.reasons,
         **({"note": f.note} if f.note else {}),
         **({"explanation": f.explanation} if f.explanation else {}),
+        **({"since": f.since} if f.since else {}),
         **({"underlying_state": f.underlying.value} if f.underlying else {}),
         **({"mapped_values": f.mapped_values} if f.mapped_values is not None else {}),
     }
