@@ -9,13 +9,22 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from driftcheck import service
 from driftcheck.collectors import BY_NAME, REGISTRY
@@ -26,7 +35,7 @@ from driftcheck.lab import LabError
 from driftcheck.model import HostSnapshot, HostStatus
 from driftcheck.output import write_atomically
 from driftcheck.redact import Redactor
-from driftcheck.reports import Format, render
+from driftcheck.reports import SUFFIXES, Format, render
 from driftcheck.runner import DEFAULT_JOBS
 from driftcheck.storage import Store
 
@@ -49,9 +58,24 @@ DbOpt = Annotated[
 JobsOpt = Annotated[
     int, typer.Option("--jobs", "-j", min=1, max=256, help="Hosts collected at once.")
 ]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
+FormatOpt = Annotated[
+    list[Format] | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Report format (default: json); repeat, with -o, for several reports of one run.",
+        show_default=False,
+    ),
+]
 OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write the report here (default: stdout).")
+    list[Path] | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the report here (default: stdout); repeatable, paired in order with -f; "
+        "without its -f the format comes from the suffix (.json .html .md .xml .txt).",
+        show_default=False,
+    ),
 ]
 QuietOpt = Annotated[
     bool,
@@ -97,6 +121,9 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def _progress(quiet: bool) -> Callable[[HostSnapshot], None]:
+    """One line per host on stderr (only the troubled ones with --quiet): what a log
+    or a CI job keeps."""
+
     def show(snap: HostSnapshot) -> None:
         if quiet and snap.status is HostStatus.OK:
             return
@@ -106,15 +133,105 @@ def _progress(quiet: bool) -> Callable[[HostSnapshot], None]:
     return show
 
 
-def _emit(report: DriftReport, fmt: Format, output: Path | None) -> None:
-    text = render(report, fmt)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_atomically(output, text)
+@contextmanager
+def _collecting(total: int, quiet: bool) -> Iterator[Callable[[HostSnapshot], None]]:
+    """A progress bar with each host's status on a terminal, plain lines elsewhere."""
+    lines = _progress(quiet)
+    if quiet or not sys.stderr.isatty():
+        yield lines
+        return
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("collecting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=total)
+
+        def advance(snap: HostSnapshot) -> None:
+            if snap.status is not HostStatus.OK:
+                bar.console.print(
+                    f"  {snap.status.value:<8} {snap.host:<24} {snap.error}",
+                    markup=False,
+                    highlight=False,
+                )
+            bar.update(task, advance=1, description=f"{snap.host}: {snap.status.value}")
+
+        yield advance
 
 
-def _summary(report: DriftReport, output: Path | None, quiet: bool) -> None:
+#: Where one report goes: a format and a file, or None for stdout.
+Target = tuple[Format, Path | None]
+
+
+def _targets(formats: list[Format] | None, outputs: list[Path] | None) -> list[Target]:
+    """Pair ``-f`` and ``-o`` options in order; see the README's multi-output rules.
+
+    No option: JSON on stdout. One ``-f`` and no ``-o``: that format on stdout.
+    Otherwise the i-th ``-o`` gets the i-th ``-f`` (which must not contradict a
+    known suffix other than .txt), or without one the format its suffix names; a
+    ``-f`` left without an ``-o``, an unknown suffix without ``-f`` and a file
+    named twice are usage errors.
+    """
+    formats, outputs = list(formats or []), list(outputs or [])
+    if not outputs:
+        if len(formats) > 1:
+            raise DriftcheckError(
+                f"{len(formats)} --format options but no --output: give each format "
+                "its own -o FILE (only one report can go to stdout)"
+            )
+        return [(formats[0] if formats else Format.JSON, None)]
+    if len(formats) > len(outputs):
+        raise DriftcheckError(
+            f"{len(formats)} --format options but {len(outputs)} --output: "
+            f"-f {formats[len(outputs)]} has no -o FILE to go to (they pair up in order)"
+        )
+    targets: list[Target] = []
+    for i, path in enumerate(outputs):
+        named = SUFFIXES.get(path.suffix.lower())
+        if i < len(formats):
+            # Options pair by position among their own kind (-f with -f): catch the
+            # likely slip of a pair written the wrong way round.
+            if named is not None and named is not formats[i] and path.suffix.lower() != ".txt":
+                raise DriftcheckError(
+                    f"-f {formats[i]} pairs with -o {path}, whose name says {named}: "
+                    "the i-th -f goes with the i-th -o; reorder them"
+                )
+            targets.append((formats[i], path))
+            continue
+        fmt = named
+        if fmt is None:
+            raise DriftcheckError(
+                f"-o {path}: cannot tell the format from its name; put -f FORMAT before it "
+                f"or use one of the suffixes {' '.join(dict.fromkeys(SUFFIXES))}"
+            )
+        targets.append((fmt, path))
+    seen: set[str] = set()
+    for path in outputs:
+        real = os.path.realpath(path)
+        if real in seen:
+            raise DriftcheckError(f"-o {path}: given twice; each report needs its own file")
+        seen.add(real)
+    return targets
+
+
+def _emit(report: DriftReport, targets: list[Target]) -> None:
+    # Render everything first: a renderer bug then leaves no report half-written.
+    texts = [
+        render(report, fmt, color=path is None and sys.stdout.isatty()) for fmt, path in targets
+    ]
+    for (_, path), text in zip(targets, texts, strict=True):
+        if path is None:
+            sys.stdout.write(text)
+        else:
+            write_atomically(path, text)
+
+
+def _summary(report: DriftReport, outputs: list[Path], quiet: bool) -> None:
     if quiet and report.exit_code == 0:
         return
     counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n) or "no findings"
@@ -125,16 +242,15 @@ def _summary(report: DriftReport, output: Path | None, quiet: bool) -> None:
     )
     for h in bad:
         _err(f"  incomplete: {h.name}: {h.error}")
-    if output is not None:
-        _err(f"report written to {output}")
+    for path in outputs:
+        _err(f"report written to {path}")
 
 
-def _report_and_exit(
-    inv: Inventory, store: Store, fmt: Format, output: Path | None, quiet: bool
-) -> None:
+def _report_and_exit(inv: Inventory, store: Store, targets: list[Target], quiet: bool) -> None:
+    """Compare once, write every requested report, exit with the report's status."""
     rep = service.latest_report(inv, store)
-    _emit(rep, fmt, output)
-    _summary(rep, output, quiet)
+    _emit(rep, targets)
+    _summary(rep, [p for _, p in targets if p is not None], quiet)
     raise typer.Exit(rep.exit_code)
 
 
@@ -152,7 +268,8 @@ def collect(
 ) -> None:
     """Collect facts from every host into the database (one SSH round trip per host)."""
     inv, store = _open(inventory, db)
-    _, snaps = service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=_progress(quiet))
+    with _collecting(len(inv.hosts), quiet) as on_host:
+        _, snaps = service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=on_host)
     bad = [s for s in snaps if s.status is not HostStatus.OK]
     if not quiet or bad:
         _err(f"collected {len(snaps) - len(bad)}/{len(snaps)} hosts completely into {store.url}")
@@ -164,13 +281,14 @@ def collect(
 def report(
     inventory: InventoryOpt = Path("inventory.yaml"),
     db: DbOpt = None,
-    fmt: FormatOpt = Format.JSON,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Compare the latest collection and write a report; exit status says what it found."""
+    targets = _targets(fmt, output)
     inv, store = _open(inventory, db)
-    _report_and_exit(inv, store, fmt, output, quiet)
+    _report_and_exit(inv, store, targets, quiet)
 
 
 @app.command()
@@ -179,14 +297,16 @@ def check(
     inventory: InventoryOpt = Path("inventory.yaml"),
     db: DbOpt = None,
     jobs: JobsOpt = DEFAULT_JOBS,
-    fmt: FormatOpt = Format.JSON,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Collect, then report: the command for cron and CI parity gates."""
+    targets = _targets(fmt, output)  # a usage error before minutes of collection
     inv, store = _open(inventory, db)
-    service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=_progress(quiet))
-    _report_and_exit(inv, store, fmt, output, quiet)
+    with _collecting(len(inv.hosts), quiet) as on_host:
+        service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=on_host)
+    _report_and_exit(inv, store, targets, quiet)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from driftcheck.drift import DriftReport
 
-from . import html_report, json_report
+from . import html_report, json_report, junit_report, markdown_report, text_report
 
 
 class Format(StrEnum):
@@ -19,6 +19,9 @@ class Format(StrEnum):
 
     JSON = "json"
     HTML = "html"
+    MARKDOWN = "markdown"
+    JUNIT = "junit"
+    TEXT = "text"
 
 
 Renderer = Callable[[DriftReport], str]
@@ -26,12 +29,28 @@ Renderer = Callable[[DriftReport], str]
 RENDERERS: dict[Format, Renderer] = {
     Format.JSON: json_report.render,
     Format.HTML: html_report.render,
+    Format.MARKDOWN: markdown_report.render,
+    Format.JUNIT: junit_report.render,
+    Format.TEXT: text_report.render,
+}
+
+#: File name suffix -> format, for an ``--output`` given without its ``--format``.
+SUFFIXES: dict[str, Format] = {
+    ".json": Format.JSON,
+    ".html": Format.HTML,
+    ".htm": Format.HTML,
+    ".md": Format.MARKDOWN,
+    ".markdown": Format.MARKDOWN,
+    ".xml": Format.JUNIT,
+    ".txt": Format.TEXT,
 }
 
 
-def render(report: DriftReport, fmt: Format) -> str:
-    """Render ``report`` in ``fmt``."""
+def render(report: DriftReport, fmt: Format, *, color: bool = False) -> str:
+    """Render ``report`` in ``fmt``; ``color``: ANSI colours in the text format."""
+    if fmt is Format.TEXT:
+        return text_report.render(report, color=color)
     return RENDERERS[fmt](report)
 
 
-__all__ = ["RENDERERS", "Format", "render"]
+__all__ = ["RENDERERS", "SUFFIXES", "Format", "render"]

@@ -121,3 +121,60 @@ def test_report_uses_only_runs_of_its_own_inventory(env: Path) -> None:
     assert invoke("collect", "-i", str(env / "other.yaml"))[0] == 0
     code, _, err = invoke("report", "-i", str(env / "inv.yaml"))
     assert code == 2 and "no finished collection yet" in err
+
+
+def test_several_reports_from_one_comparison(env: Path) -> None:
+    inv = str(env / "inv.yaml")
+    code, out, err = invoke(
+        "check", "-i", inv,
+        "-f", "html", "-o", str(env / "r.html"),
+        "-f", "json", "-o", str(env / "r.json"),
+        "-f", "junit", "-o", str(env / "r.xml"),
+        "-o", str(env / "r.md"),  # formats of the last two come from their suffixes
+        "-o", str(env / "r.txt"),
+    )
+    assert code == 0, err
+    assert out == ""
+    assert (env / "r.html").read_text().startswith("<!DOCTYPE html>")
+    generated = json.loads((env / "r.json").read_text())["generated_at"]
+    junit = (env / "r.xml").read_text()
+    assert junit.startswith("<?xml") and f'timestamp="{generated}"' in junit  # one report
+    assert (env / "r.md").read_text().startswith("## driftcheck: clean")
+    assert "driftcheck: clean" in (env / "r.txt").read_text()
+    for name in ("r.html", "r.json", "r.xml", "r.md", "r.txt"):
+        assert f"report written to {env / name}\n" in err
+    assert not list(env.glob(".*.tmp"))  # written atomically, nothing left behind
+
+
+def test_one_format_goes_to_stdout_and_suffix_names_the_format(env: Path) -> None:
+    inv = str(env / "inv.yaml")
+    assert invoke("collect", "-i", inv)[0] == 0
+    code, out, _ = invoke("report", "-i", inv, "-f", "markdown")
+    assert code == 0 and out.startswith("## driftcheck: clean")
+    code, out, _ = invoke("report", "-i", inv, "-f", "text")
+    assert code == 0 and "driftcheck: clean" in out and "\x1b" not in out  # not a TTY
+    code, out, _ = invoke("report", "-i", inv, "-o", str(env / "r.xml"))
+    assert code == 0 and out == ""
+    assert (env / "r.xml").read_text().startswith("<?xml")
+    code, out, _ = invoke("report", "-i", inv)
+    assert code == 0 and json.loads(out)["schema"] == "driftcheck-report/1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-f", "json", "-f", "html"), "2 --format options but no --output"),
+        (("-f", "json", "-f", "html", "-o", "a.json"), "-f html has no -o FILE"),
+        (("-o", "report.pdf"), "-o report.pdf: cannot tell the format from its name"),
+        (("-o", "a.json", "-f", "json", "-o", "a.json"), "-o a.json: given twice"),
+        (("-f", "json", "-o", "a.html"), "-f json pairs with -o a.html, whose name says html"),
+    ],
+)
+@pytest.mark.parametrize("command", ["report", "check"])
+def test_unpaired_formats_and_outputs_are_usage_errors(
+    env: Path, command: str, args: tuple[str, ...], message: str
+) -> None:
+    code, out, err = invoke(command, "-i", str(env / "inv.yaml"), *args)
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1, err
+    assert not (env / "dc.db").exists()  # refused before collecting or opening anything

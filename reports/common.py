@@ -1,0 +1,88 @@
+"""Helpers shared by the text-like renderers (Markdown, JUnit, terminal text).
+
+Nothing here escapes: each renderer escapes for its own medium.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from driftcheck.collectors import BY_NAME
+from driftcheck.drift import WHOLE, DriftReport, Finding, State
+
+#: The order findings are listed in: drift first, then unknown data.
+LISTED = (State.CHANGED, State.MISSING, State.EXTRA, State.INCONSISTENT, State.INCOMPLETE)
+
+#: Longest value shown in a table cell or a failure text (the JSON has them whole).
+MAX_VALUE = 200
+
+
+def show_value(value: Any, limit: int = MAX_VALUE) -> str:
+    """A short human-readable form of a fact value (not escaped)."""
+    if value is None:
+        text = "(absent)"
+    elif isinstance(value, dict):
+        if "type" in value and "mode" in value:  # a file from the files collector
+            bits = [
+                str(value.get("type")),
+                f"mode {value.get('mode')}",
+                f"{value.get('owner')}:{value.get('group')}",
+            ]
+            if "size" in value:
+                bits.append(f"{value['size']} bytes")
+            if "sha256" in value:
+                bits.append(f"sha256 {str(value['sha256'])[:12]}…")
+            if "content_note" in value:
+                bits.append(str(value["content_note"]))
+            text = ", ".join(bits)
+        else:
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    elif isinstance(value, list):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def listed_findings(report: DriftReport) -> list[Finding]:
+    """Drift (changed, missing, extra, inconsistent), then incomplete; report order within."""
+    rank = {s: i for i, s in enumerate(LISTED)}
+    chosen = [f for f in report.findings if f.state in rank]
+    return sorted(chosen, key=lambda f: rank[f.state])
+
+
+def collector_label(collector: str) -> str:
+    """How a finding's collector is named for people (``*`` is a whole host)."""
+    return "(all collectors)" if collector == WHOLE else collector
+
+
+def key_label(finding: Finding) -> str:
+    """How a finding's key is named for people (``*`` is a whole host or section)."""
+    if finding.key != WHOLE:
+        return finding.key
+    return "(whole host)" if finding.collector == WHOLE else "(whole section)"
+
+
+def per_host(finding: Finding) -> list[tuple[str, str]]:
+    """(host, text) pairs: the reasons of an incomplete finding, else the values."""
+    if finding.state is State.INCOMPLETE:
+        return [(h, f"unknown: {why}") for h, why in finding.reasons.items()]
+    return [(h, show_value(v)) for h, v in finding.values.items()]
+
+
+def roles(report: DriftReport) -> list[str]:
+    """Every role compared (target hosts' roles), sorted, plus any role of a finding."""
+    found = {r for h in report.hosts if h.environment in report.targets for r in h.roles}
+    return sorted(found | {f.role for f in report.findings})
+
+
+def compared_collectors(report: DriftReport) -> list[str]:
+    """Collectors the comparison ran, in registry order; evidence-only ones left out."""
+    names = [
+        n for n in report.volatile_skipped if n not in BY_NAME or BY_NAME[n].compare
+    ]
+    for f in report.findings:
+        if f.collector != WHOLE and f.collector not in names:
+            names.append(f.collector)
+    return names

@@ -1,0 +1,133 @@
+"""The Markdown report: a short summary for a pull-request comment or an email.
+
+Verdict, counts by state, hosts not collected completely, then the top findings
+(drift first, then incomplete), capped at :data:`MAX_ROWS` rows. No links.
+
+Collected data is hostile: every key, value, reason and error is shown in a code
+span, where Markdown and HTML mean nothing (no emphasis, links, mentions or tags),
+and is escaped so it cannot leave the span or the table cell: newlines become
+``↵``, the span's backtick fence is longer than any backtick run inside, and ``|``
+becomes ``\\|`` (GitHub's table syntax, honoured inside code spans). Other text
+(host, role, collector names) backslash-escapes Markdown's and HTML's metacharacters.
+"""
+
+from __future__ import annotations
+
+import re
+
+from driftcheck.drift import DriftReport, Finding, State
+
+from .common import collector_label, key_label, listed_findings, per_host
+
+#: Findings listed at most; the rest are counted ("... and N more").
+MAX_ROWS = 50
+
+_PUNCT = re.compile(r"([\\`*_\[\]<>|&~#!])")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_PIPE = re.compile(r"(\\*)\|")
+
+
+def text(value: str) -> str:
+    """Plain text for a table cell: Markdown and HTML metacharacters backslash-escaped."""
+    return _PUNCT.sub(r"\\\1", _CONTROL.sub("", _NEWLINE.sub(" ", value)))
+
+
+def _pipe(match: re.Match[str]) -> str:
+    # A table cell ends at a "|" that is not preceded by an escaping backslash; a
+    # run of backslashes in the data is padded to an even length so the last one
+    # cannot pair with our "\|" (an odd run shows one extra backslash).
+    run = match.group(1)
+    return run + ("\\" if len(run) % 2 else "") + "\\|"
+
+
+def code(value: str) -> str:
+    """``value`` as an inert code span that stays inside its table cell."""
+    value = _CONTROL.sub("", _NEWLINE.sub("↵", value))
+    if not value.strip():
+        return "(empty)" if not value else f"(whitespace: {len(value)})"
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {_PIPE.sub(_pipe, value)} {fence}"
+
+
+def _values(finding: Finding) -> str:
+    lines = [f"{text(host)}: {code(shown)}" for host, shown in per_host(finding)]
+    if finding.explanation:
+        lines.append(f"why: {code(finding.explanation)}")
+    if finding.note:
+        lines.append(f"note: {code(finding.note)}")
+    return "<br>".join(lines)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def render(report: DriftReport) -> str:
+    """The report as GitHub-flavoured Markdown (tables; no links, no raw HTML but <br>)."""
+    counts = report.counts
+    out: list[str] = [
+        f"## driftcheck: {report.verdict}",
+        "",
+        f"**Verdict: {report.verdict}** (exit status {report.exit_code}): "
+        f"{text(', '.join(report.targets))} compared with {text(report.reference)}, "
+        f"{_plural(report.compared_keys, 'key')} compared, "
+        f"report generated {text(report.generated_at)}.",
+        "",
+        "| state | findings |",
+        "|---|---:|",
+        *(f"| {state} | {n} |" for state, n in counts.items()),
+        "",
+    ]
+    ok = sum(1 for h in report.hosts if h.status == "ok")
+    out.append(f"Hosts collected completely: {ok} of {len(report.hosts)}.")
+    bad = [h for h in report.hosts if h.status != "ok"]
+    if bad:
+        out += [
+            "",
+            "### Hosts not collected completely",
+            "",
+            "| host | environment | status | why |",
+            "|---|---|---|---|",
+        ]
+        out += [
+            f"| {text(h.name)} | {text(h.environment)} | {text(h.status)} | {code(h.error)} |"
+            for h in bad
+        ]
+    listed = listed_findings(report)
+    out += ["", "### Findings", ""]
+    if not listed:
+        out.append("No drift and no unknown data.")
+    else:
+        out += [
+            "| role | collector | key | state | values per host |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {text(f.role)} | {text(collector_label(f.collector))} | {code(key_label(f))} "
+            f"| {f.state.value} | {_values(f)} |"
+            for f in listed[:MAX_ROWS]
+        ]
+        if len(listed) > MAX_ROWS:
+            out += ["", f"... and {len(listed) - MAX_ROWS} more (see the JSON or HTML report)."]
+    waived, ignored = counts[State.WAIVED.value], counts[State.IGNORED.value]
+    out += [
+        "",
+        f"Not drift: {waived} waived, {ignored} ignored by the inventory's rules "
+        "(listed in the JSON and HTML reports).",
+    ]
+    if report.stale_waivers:
+        out += [
+            "",
+            f"Stale waivers ({len(report.stale_waivers)}): they match nothing any more; "
+            "remove them or fix their selector.",
+            "",
+        ]
+        out += [
+            f"- line {w.selector.line}: {code(w.selector.text)}"
+            f"{' (' + text(w.selector.collector) + ')' if w.selector.collector else ''}, "
+            f"owner {text(w.owner)}, expires {w.expires.isoformat()}: {code(w.reason)}"
+            for w in report.stale_waivers
+        ]
+    return "\n".join(out) + "\n"

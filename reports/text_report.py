@@ -1,0 +1,129 @@
+"""The text report: tables for a terminal, drawn with rich.
+
+Colour only when asked (the command line asks when stdout is a terminal); the
+default, used for files and pipes, is plain text. Collected data goes into
+``rich.text.Text`` objects, so ``[bold]``-style markup in it means nothing, and
+control characters (terminal escape sequences) are shown as ``\\xNN``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from driftcheck.drift import DriftReport, State
+
+from .common import collector_label, key_label, listed_findings, per_host
+
+#: Findings shown per role and collector; the rest are counted.
+MAX_ROWS = 50
+#: Width of plain output (files, pipes): stable whatever the terminal.
+PLAIN_WIDTH = 120
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+_STYLE = {
+    State.CHANGED: "yellow",
+    State.MISSING: "red",
+    State.EXTRA: "magenta",
+    State.INCONSISTENT: "cyan",
+    State.INCOMPLETE: "bold red",
+}
+
+
+def _safe(value: str) -> Text:
+    """Collected data as inert text: no markup, no control characters."""
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value))
+
+
+def render(report: DriftReport, color: bool = False, width: int | None = None) -> str:
+    """The report as terminal text; ANSI colours only when ``color`` is true."""
+    if width is None:
+        width = shutil.get_terminal_size((PLAIN_WIDTH, 24)).columns if color else PLAIN_WIDTH
+    console = Console(
+        file=io.StringIO(),
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        width=width,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    verdict_style = "green" if report.exit_code == 0 else "bold red"
+    headline = Text("driftcheck: ")
+    headline.append(report.verdict, style=verdict_style)
+    headline.append(
+        f" (exit status {report.exit_code}): {', '.join(report.targets)} compared with "
+        f"{report.reference}, {report.compared_keys} keys compared, "
+        f"generated {report.generated_at}"
+    )
+    console.print(headline)
+    counts = Table(box=box.SIMPLE, show_header=True, title=None)
+    counts.add_column("state")
+    counts.add_column("findings", justify="right")
+    for state in State:
+        n = report.counts[state.value]
+        counts.add_row(Text(state.value, style=_STYLE.get(state, "") if n else "dim"), str(n))
+    console.print(counts)
+
+    bad = [h for h in report.hosts if h.status != "ok"]
+    ok = len(report.hosts) - len(bad)
+    console.print(Text(f"hosts collected completely: {ok} of {len(report.hosts)}"))
+    if bad:
+        hosts = Table(title="hosts not collected completely", box=box.SIMPLE, title_justify="left")
+        for column in ("host", "environment", "status", "why"):
+            hosts.add_column(column, overflow="fold")
+        for h in bad:
+            hosts.add_row(_safe(h.name), _safe(h.environment), _safe(h.status), _safe(h.error))
+        console.print(hosts)
+
+    listed = listed_findings(report)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, f in enumerate(listed):
+        groups.setdefault((f.role, f.collector), []).append(i)
+    for (role, collector), indexes in sorted(groups.items()):
+        table = Table(
+            title=f"role {role}, {collector_label(collector)}",
+            title_justify="left",
+            box=box.SIMPLE,
+            show_lines=False,
+        )
+        table.add_column("state", no_wrap=True)
+        table.add_column("key", overflow="fold", ratio=1)
+        table.add_column("values per host", overflow="fold", ratio=2)
+        for i in indexes[:MAX_ROWS]:
+            f = listed[i]
+            values = Text("\n").join(
+                _safe(f"{host}: {shown}") for host, shown in per_host(f)
+            )
+            for label, extra in (("why", f.explanation), ("note", f.note)):
+                if extra:
+                    values.append("\n")
+                    values.append_text(_safe(f"{label}: {extra}"))
+            table.add_row(Text(f.state.value, style=_STYLE.get(f.state, "")), _safe(key_label(f)),
+                          values)
+        if len(indexes) > MAX_ROWS:
+            table.caption = f"... and {len(indexes) - MAX_ROWS} more"
+        console.print(table)
+    if not listed:
+        console.print(Text("no drift and no unknown data", style="green"))
+
+    waived, ignored = report.counts[State.WAIVED.value], report.counts[State.IGNORED.value]
+    console.print(Text(f"not drift: {waived} waived, {ignored} ignored by the inventory's rules"))
+    for w in report.stale_waivers:
+        console.print(
+            _safe(
+                f"stale waiver (matches nothing), line {w.selector.line}: {w.selector.text} "
+                f"owner {w.owner}, expires {w.expires.isoformat()}: {w.reason}"
+            )
+        )
+    out = console.file
+    assert isinstance(out, io.StringIO)
+    return out.getvalue()
