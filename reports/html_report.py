@@ -24,7 +24,18 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["show"] = show_value
+    env.filters["hosts_json"] = hosts_json
     return env
+
+
+def hosts_json(finding: Finding) -> str:
+    """The hosts a finding involves, as JSON for a ``data-`` attribute (escaped by Jinja)."""
+    return json.dumps(sorted({*finding.values, *finding.reasons}), ensure_ascii=False)
+
+
+def _sha256(text: str) -> str:
+    """A CSP hash source for an inline element's exact text."""
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
 
 def show_value(value: Any) -> str:
@@ -102,20 +113,117 @@ def _groups(report: DriftReport, findings: list[Finding]) -> list[dict[str, Any]
     return groups
 
 
+def _label(collector: str) -> str:
+    return "whole hosts" if collector == WHOLE else collector
+
+
+def _by_collector(report: DriftReport) -> list[dict[str, Any]]:
+    """Findings per collector and state (every state present), whole hosts first."""
+    table: dict[str, dict[str, int]] = {}
+    for f in report.findings:
+        row = table.setdefault(f.collector, {s.value: 0 for s in State})
+        row[f.state.value] += 1
+    return [
+        {"name": _label(name), "counts": table[name], "total": sum(table[name].values())}
+        for name in sorted(table, key=lambda n: (n != WHOLE, n))
+    ]
+
+
+def _collected(report: DriftReport) -> list[dict[str, Any]]:
+    """Per environment (reference first): hosts fully collected, earliest and latest time."""
+    envs = [report.reference, *report.targets]
+    envs += sorted({h.environment for h in report.hosts} - set(envs))
+    out = []
+    for env in envs:
+        hosts = [h for h in report.hosts if h.environment == env]
+        times = sorted(h.collected_at for h in hosts if h.collected_at)
+        out.append(
+            {
+                "environment": env,
+                "hosts": len(hosts),
+                "collected": sum(h.status == "ok" for h in hosts),
+                "earliest": times[0] if times else None,
+                "latest": times[-1] if times else None,
+                "compared": env in (report.reference, *report.targets),
+            }
+        )
+    return out
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _headline(report: DriftReport) -> list[str]:
+    """The verdict in plain words, one sentence per fact a manager needs."""
+    targets = ", ".join(report.targets)
+    drift = [f for f in report.findings if f.state.is_drift]
+    out: list[str] = []
+    if drift:
+        by_state = {s.value: 0 for s in State if s.is_drift}
+        for f in drift:
+            by_state[f.state.value] += 1
+        parts = ", ".join(f"{n} {s}" for s, n in by_state.items() if n)
+        out.append(
+            f"{targets} does not mirror {report.reference}: "
+            f"{_plural(len(drift), 'difference')} to fix ({parts})."
+        )
+    else:
+        out.append(
+            f"No drift found: {targets} mirrors {report.reference} in "
+            f"{_plural(report.compared_keys, 'compared key')}."
+        )
+    bad_hosts = [h for h in report.hosts if h.status != "ok"]
+    unknown = report.counts[State.INCOMPLETE.value]
+    if bad_hosts or unknown:
+        what = []
+        if bad_hosts:
+            what.append(f"{_plural(len(bad_hosts), 'host')} not fully collected")
+        if unknown:
+            what.append(f"{_plural(unknown, 'item')} unknown")
+        out.append(
+            "The comparison is incomplete (" + ", ".join(what) + "): "
+            "missing data is never counted as the same."
+        )
+    accepted = report.counts[State.WAIVED.value] + report.counts[State.IGNORED.value]
+    if accepted:
+        out.append(f"{_plural(accepted, 'known difference')} accepted by rules (waived, ignored).")
+    return out
+
+
 def render(report: DriftReport) -> str:
     """The report as one HTML document with no external resources."""
     env = _environment()
     style = env.get_template("report.css.j2").render()
-    # The CSP allows exactly this inline stylesheet (by hash) and nothing else: no
-    # scripts, no external requests, so collected data can never become active.
-    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    # The filters' script is static: collected data reaches it only through the
+    # DOM (text nodes and quoted data- attributes), never inside the script text.
+    script = env.get_template("report.js.j2").render()
+    set_aside = [f for f in report.findings if f.state in _SET_ASIDE]
+    shown = [f for f in report.findings if f.state not in _SET_ASIDE]
+    compared_envs = {report.reference, *report.targets}
+    # The CSP allows exactly this inline stylesheet and this inline script (by
+    # hash) and nothing else: no external requests, no other script can run.
     return env.get_template("report.html.j2").render(
         style=style,
-        style_hash=f"sha256-{digest}",
+        style_hash=_sha256(style),
+        script=script,
+        script_hash=_sha256(script),
+        headline=_headline(report),
+        by_collector=_by_collector(report),
+        collected=_collected(report),
+        uncollected=[h for h in report.hosts if h.status != "ok"],
+        filter_states=[s.value for s in State if any(f.state is s for f in report.findings)],
+        filter_collectors=sorted(
+            {f.collector for f in report.findings}, key=lambda n: (n != WHOLE, n)
+        ),
+        filter_roles=sorted({f.role for f in report.findings}),
+        filter_hosts=[h.name for h in report.hosts if h.environment in compared_envs],
+        label=_label,
+        total=len(shown) + len(set_aside),
         report=report,
         counts=report.counts,
         states=[s.value for s in State],
-        groups=_groups(report, [f for f in report.findings if f.state not in _SET_ASIDE]),
+        groups=_groups(report, shown),
         ignored=[f for f in report.findings if f.state is State.IGNORED],
         waived=[f for f in report.findings if f.state is State.WAIVED],
         whole=WHOLE,

@@ -78,33 +78,43 @@ class _Scan(HTMLParser):
         self.tags: list[str] = []
         self.attrs: list[tuple[str, str | None]] = []
         self.style = ""
-        self._in_style = False
+        self.script = ""
+        self._in: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         self.attrs.extend(attrs)
-        self._in_style = tag == "style"
+        self._in = tag if tag in ("style", "script") else None
 
     def handle_endtag(self, tag: str) -> None:
-        self._in_style = False
+        self._in = None
 
     def handle_data(self, data: str) -> None:
-        if self._in_style:
+        if self._in == "style":
             self.style += data
+        elif self._in == "script":
+            self.script += data
 
 
 def test_html_is_self_contained_and_collected_data_is_inert() -> None:
     page = render(sample(), Format.HTML)
     scan = _Scan()
     scan.feed(page)
-    assert "script" not in scan.tags
-    assert not [a for a, _ in scan.attrs if a.startswith("on")]
+    # One script: the static filter code, with no collected data in it.
+    assert scan.tags.count("script") == 1
+    assert "alert" not in scan.script and "prod1" not in scan.script
+    assert not [a for a, _ in scan.attrs if a.startswith("on") or a == "src"]
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    # The CSP allows exactly the inline stylesheet the page ships.
-    digest = base64.b64encode(hashlib.sha256(scan.style.encode()).digest()).decode()
-    assert f"style-src 'sha256-{digest}'" in page
-    assert "default-src 'none'" in page
+    # The CSP allows exactly the inline stylesheet and script the page ships.
+    style = base64.b64encode(hashlib.sha256(scan.style.encode()).digest()).decode()
+    script = base64.b64encode(hashlib.sha256(scan.script.encode()).digest()).decode()
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)
+    assert csp is not None
+    assert csp.group(1) == (
+        f"default-src 'none'; style-src 'sha256-{style}'; script-src 'sha256-{script}'; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
 
 
 def test_html_shows_summary_then_values_side_by_side() -> None:
