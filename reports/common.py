@@ -1,4 +1,4 @@
-"""Helpers shared by the text-like renderers (Markdown, JUnit, terminal text).
+"""Helpers shared by the renderers (HTML, Markdown, JUnit, terminal text).
 
 Nothing here escapes: each renderer escapes for its own medium.
 """
@@ -18,8 +18,9 @@ LISTED = (State.CHANGED, State.MISSING, State.EXTRA, State.INCONSISTENT, State.I
 MAX_VALUE = 200
 
 
-def show_value(value: Any, limit: int = MAX_VALUE) -> str:
-    """A short human-readable form of a fact value (not escaped)."""
+def show_value(value: Any, limit: int | None = MAX_VALUE) -> str:
+    """A short human-readable form of a fact value (not escaped); ``limit=None`` keeps
+    it whole."""
     if value is None:
         text = "(absent)"
     elif isinstance(value, dict):
@@ -42,7 +43,7 @@ def show_value(value: Any, limit: int = MAX_VALUE) -> str:
         text = json.dumps(value, ensure_ascii=False)
     else:
         text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def listed_findings(report: DriftReport) -> list[Finding]:
@@ -79,9 +80,7 @@ def roles(report: DriftReport) -> list[str]:
 
 def compared_collectors(report: DriftReport) -> list[str]:
     """Collectors the comparison ran, in registry order; evidence-only ones left out."""
-    names = [
-        n for n in report.volatile_skipped if n not in BY_NAME or BY_NAME[n].compare
-    ]
+    names = [n for n in report.volatile_skipped if n not in BY_NAME or BY_NAME[n].compare]
     for f in report.findings:
         if f.collector != WHOLE and f.collector not in names:
             names.append(f.collector)

@@ -13,6 +13,8 @@ import jinja2
 
 from driftcheck.drift import WHOLE, DriftReport, Finding, State
 
+from .common import show_value
+
 
 @cache
 def _environment() -> jinja2.Environment:
@@ -23,7 +25,8 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["show"] = show_value
+    # The page shows values whole: its cells scroll, and the JSON island is not used.
+    env.filters["show"] = lambda value: show_value(value, limit=None)
     env.filters["hosts_json"] = hosts_json
     return env
 
@@ -36,30 +39,6 @@ def hosts_json(finding: Finding) -> str:
 def _sha256(text: str) -> str:
     """A CSP hash source for an inline element's exact text."""
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
-
-
-def show_value(value: Any) -> str:
-    """A short human-readable form of a fact value (escaped later by Jinja)."""
-    if value is None:
-        return "(absent)"
-    if isinstance(value, dict):
-        if "type" in value and "mode" in value:  # a file from the files collector
-            bits = [
-                str(value.get("type")),
-                f"mode {value.get('mode')}",
-                f"{value.get('owner')}:{value.get('group')}",
-            ]
-            if "size" in value:
-                bits.append(f"{value['size']} bytes")
-            if "sha256" in value:
-                bits.append(f"sha256 {str(value['sha256'])[:12]}…")
-            if "content_note" in value:
-                bits.append(str(value["content_note"]))
-            return ", ".join(bits)
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    if isinstance(value, list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
 
 
 #: Shown in their own collapsed sections, with their reasons, not among the drift.
