@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,4 +42,25 @@ def snapshot(
     }
     return HostSnapshot(
         host, env, tuple(roles), status, "2026-01-01T00:00:00+00:00", error=error, sections=built
+    )
+
+
+def run_driftcheck(
+    folder: Path, *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command line, as a user would, with its key file and database
+    kept in ``folder``."""
+    env = {
+        **os.environ,
+        "DRIFTCHECK_KEY_FILE": str(folder / "hmac.key"),
+        "DRIFTCHECK_DB": f"sqlite:///{folder / 'dc.db'}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "driftcheck", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
     )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from driftcheck.cli import app
+from tests.helpers import run_driftcheck
 
 pytestmark = pytest.mark.lab
 
@@ -23,15 +23,7 @@ hosts:
 
 
 def driftcheck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "driftcheck", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-        env={**os.environ, "DRIFTCHECK_KEY_FILE": str(cwd / "hmac.key")},
-    )
+    return run_driftcheck(cwd, *args, cwd=cwd, timeout=120)
 
 
 def test_up_check_down(tmp_path: Path) -> None:

@@ -7,9 +7,7 @@ secrets, and report unreachable hosts as incomplete with the reason.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 import yaml
 
 from driftcheck.lab import Lab, LabHostSpec
+from tests.helpers import run_driftcheck
 
 pytestmark = pytest.mark.lab
 
@@ -67,20 +66,7 @@ def write_inventory(lab: Lab, path: Path, hosts: set[str], **defaults: Any) -> P
     return path
 
 
-def driftcheck(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DRIFTCHECK_KEY_FILE": str(tmp / "hmac.key"),
-        "DRIFTCHECK_DB": f"sqlite:///{tmp / 'dc.db'}",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "driftcheck", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+driftcheck = run_driftcheck
 
 
 def findings(report: Path) -> set[tuple[str, str, str]]:

@@ -10,9 +10,6 @@ from a file). The report must list exactly those: 100% precision and recall.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +18,7 @@ import pytest
 import yaml
 
 from driftcheck.lab import Lab, LabHostSpec
+from tests.helpers import run_driftcheck
 
 pytestmark = pytest.mark.lab
 
@@ -113,28 +111,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                 time.sleep(0.1)
         inventory = tmp / "inv.yaml"
         inventory.write_text(yaml.safe_dump(lab.inventory(COLLECT)))
-        env = {
-            **os.environ,
-            "DRIFTCHECK_KEY_FILE": str(tmp / "hmac.key"),
-            "DRIFTCHECK_DB": f"sqlite:///{tmp / 'dc.db'}",
-        }
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "driftcheck",
-                "check",
-                "-i",
-                str(inventory),
-                "-o",
-                str(tmp / "r.json"),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            check=False,
-        )
+        run = run_driftcheck(tmp, "check", "-i", str(inventory), "-o", str(tmp / "r.json"))
         data = json.loads((tmp / "r.json").read_text())
         unknown = [
             (f["collector"], f["key"], f["reasons"])

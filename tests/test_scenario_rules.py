@@ -10,9 +10,6 @@ version as "package version differs".
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ import yaml
 
 from driftcheck.demo import older_version
 from driftcheck.lab import Lab, LabHostSpec, available_versions
+from tests.helpers import run_driftcheck
 
 pytestmark = pytest.mark.lab
 
@@ -104,28 +102,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         inv = lab.inventory({"files": [APP, SSH, CHANGELOG]})
         inv["rules"] = RULES
         (tmp / "inv.yaml").write_text(yaml.safe_dump(inv, sort_keys=False))
-        env = {
-            **os.environ,
-            "DRIFTCHECK_KEY_FILE": str(tmp / "hmac.key"),
-            "DRIFTCHECK_DB": f"sqlite:///{tmp / 'dc.db'}",
-        }
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "driftcheck",
-                "check",
-                "-i",
-                str(tmp / "inv.yaml"),
-                "-o",
-                str(tmp / "r.json"),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            check=False,
-        )
+        run = run_driftcheck(tmp, "check", "-i", str(tmp / "inv.yaml"), "-o", str(tmp / "r.json"))
         assert run.returncode == 1, run.stderr
         yield json.loads((tmp / "r.json").read_text())
 
