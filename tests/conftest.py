@@ -7,7 +7,11 @@ missing install step, and a green run must never hide one.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -22,3 +26,21 @@ def pytest_runtest_makereport(
     if report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped, which this suite does not allow: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def busybox_bin() -> Iterator[str]:
+    """A folder where every command is a busybox applet: what Alpine has.
+
+    Outside pytest's private temporary folders and world-readable, so tests can
+    also run these applets as nobody.
+    """
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.fail("busybox is not installed: apt-get install busybox (see .ci/run)")
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    with tempfile.TemporaryDirectory(prefix="dc-busybox-") as folder:
+        os.chmod(folder, 0o755)
+        for name in applets.stdout.split():
+            os.symlink(busybox, os.path.join(folder, name))
+        yield folder

@@ -4,10 +4,8 @@ or present), and a module planted on one lab host found as drift over SSH."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from driftcheck.runner import collect_all, now_iso
 from driftcheck.script import NOT_APPLICABLE_RC
 
 CAPTURE = Path(__file__).parent / "fixtures" / "kernel" / "capture.sh"
-BUSYBOX = shutil.which("busybox")
 SU = shutil.which("su") or "/bin/su"
 
 
@@ -105,18 +102,9 @@ def run_shell(shell: str, path: str, user: str | None = None) -> tuple[int, str]
 
 
 @pytest.fixture
-def busybox_path() -> Iterator[str]:
-    """A PATH where sh, awk and every other tool the shell may call are busybox applets.
-
-    Outside pytest's private temp dirs, so that nobody can run them too.
-    """
-    if not BUSYBOX:
-        pytest.fail("busybox is not installed: apt-get install busybox (see .ci/run)")
-    with tempfile.TemporaryDirectory(prefix="dc-busybox-") as tmp:
-        os.chmod(tmp, 0o755)
-        for applet in ("sh", "awk", "cat", "printf", "tr", "wc", "cut"):
-            os.symlink(BUSYBOX, os.path.join(tmp, applet))
-        yield tmp
+def busybox_path(busybox_bin: str) -> str:
+    """A PATH where sh, awk and every other tool the shell may call are busybox applets."""
+    return busybox_bin
 
 
 def test_shell_on_dash_and_busybox_as_root_and_nobody(busybox_path: str) -> None:
