@@ -31,7 +31,6 @@ from driftcheck.collectors import BY_NAME, REGISTRY
 from driftcheck.drift import DriftReport
 from driftcheck.errors import DriftcheckError
 from driftcheck.inventory import Inventory, load_inventory
-from driftcheck.lab import LabError
 from driftcheck.model import HostSnapshot, HostStatus
 from driftcheck.output import write_atomically
 from driftcheck.redact import Redactor
@@ -99,7 +98,7 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (DriftcheckError, LabError) as exc:
+        except DriftcheckError as exc:
             _err(f"error: {exc}")
             raise typer.Exit(EXIT_USAGE) from None
         except KeyboardInterrupt:

@@ -79,6 +79,8 @@ def since_when(
     little.
     """
     cache: dict[str, dict[str, Any]] = {}
+    # One history query per (host, collector), not one per finding.
+    histories: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
     out = []
     for finding in findings:
         host = next((h for h in finding.values if h not in finding.reference_hosts), None)
@@ -88,7 +90,10 @@ def since_when(
         value = finding.values[host]
         since = snapshots[host].collected_at
         previous_hash: str | None = ""
-        for at, digest in store.section_history(inventory, host, finding.collector, run_id):
+        where = (host, finding.collector)
+        if where not in histories:
+            histories[where] = store.section_history(inventory, host, finding.collector, run_id)
+        for at, digest in histories[where]:
             if digest is None:
                 break  # not collected then: history says nothing further back
             if digest != previous_hash:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 
+from driftcheck.errors import DriftcheckError
+
 __all__ = ["LabError", "require_root"]
 
 
-class LabError(Exception):
-    """A lab operation failed; the message is one user-readable line."""
+class LabError(DriftcheckError):
+    """A lab operation failed; the message is one user-readable line (so the CLI
+    reports it like any other user-facing error)."""
 
 
 def require_root() -> None:
