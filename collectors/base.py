@@ -41,11 +41,6 @@ class Collector:
     compare: bool = True
 
 
-def content_lines(raw: str) -> list[str]:
-    """Split section output into lines, tolerating a missing final newline."""
-    return raw.splitlines()
-
-
 def scrub_prefixed(raw: str, redactor: Redactor, prefix: str = "|") -> str:
     """Scrub only the lines that carry collected content (they start with ``prefix``).
 

@@ -204,7 +204,6 @@ class _Reader:
         self.managers: list[str] = []
         self.failed: set[str] = set()
         self.origin: dict[str, dict[str, _Origin]] = {}
-        self.dpkg_verified: set[str] = set()
         self.hashes: dict[str, tuple[str, str]] = {}
         self.apk_sums: dict[str, list[str]] = {}
 

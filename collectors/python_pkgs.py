@@ -26,9 +26,6 @@ from driftcheck.model import ParseResult
 
 from .base import Collector
 
-#: The key of the OS's interpreter; a virtualenv's key is its absolute path.
-SYSTEM = "system"
-
 # Output, one scope after another:
 #   S<TAB>system | S<TAB>/path/of/venv      a scope begins
 #   I<TAB>3.11.2                            the system interpreter's version

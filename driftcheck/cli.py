@@ -38,7 +38,7 @@ from driftcheck.reports import SUFFIXES, Format, render
 from driftcheck.runner import DEFAULT_JOBS
 from driftcheck.storage import Store
 
-EXIT_DRIFT, EXIT_USAGE, EXIT_INCOMPLETE = 1, 2, 4
+EXIT_USAGE, EXIT_INCOMPLETE = 2, 4
 
 app = typer.Typer(
     help="Find where staging no longer mirrors production, with evidence.",

@@ -413,7 +413,7 @@ def _compare_section(ctx: _Section) -> tuple[int, int]:
         # Equal values exist on every host, so the first host's keys are enough.
         selectors = [r.selector for r in ctx.local.maps] + [r.selector for r in ctx.local.expect]
         for sel in selectors:
-            forced.update(sel.select(ctx.role, ctx.collector, first))
+            forced.update(sel.select(first))
     skipped = 0
     for key in sorted(candidates | forced):
         if ctx.volatile is not None and ctx.volatile.fullmatch(key):

@@ -507,13 +507,11 @@ def _resolve_rules(
                 compiled[kind].append(Waiver(sel, entry.reason, entry.owner, entry.expires))
             elif isinstance(entry, IgnoreModel):
                 compiled[kind].append(Ignore(sel, entry.reason))
-    every = [*model.rules.ignore, *model.rules.map, *model.rules.expect, *model.rules.waivers]
     return Rules(
         ignore=tuple(compiled["ignore"]),
         maps=tuple(compiled["map"]),
         expect=tuple(compiled["expect"]),
         waivers=tuple(compiled["waivers"]),
-        collectors=frozenset(e.collector for e in every),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -131,23 +131,11 @@ class Selector:
     #: the literal start of a key glob: a cheap first filter before the regex
     prefix: str = ""
 
-    def select(self, role: str, collector: str, keys: Iterable[str]) -> list[str]:
-        """The keys among ``keys`` this rule applies to, for ``role`` and ``collector``."""
-        if (self.collector is not None and self.collector != collector) or (
-            self.roles and role not in self.roles
-        ):
-            return []
+    def select(self, keys: Iterable[str]) -> list[str]:
+        """The keys among ``keys`` this rule's key glob or regex matches."""
         prefix, match = self.prefix, self.pattern.fullmatch
         # startswith first: most keys fail on their first letters, before the regex.
         return [k for k in keys if k.startswith(prefix) and match(k)]
-
-    def matches(self, role: str, collector: str, key: str) -> bool:
-        """True when the rule applies to ``key`` of ``collector`` for ``role``."""
-        return (
-            (self.collector is None or self.collector == collector)
-            and (not self.roles or role in self.roles)
-            and self.pattern.fullmatch(key) is not None
-        )
 
     def covers(self, host: str) -> bool:
         """True when the rule applies to ``host`` (every host when none are named)."""
@@ -209,12 +197,6 @@ class Rules:
     maps: tuple[ValueMap, ...] = ()
     expect: tuple[Expect, ...] = ()
     waivers: tuple[Waiver, ...] = ()
-    #: selectors of every rule by collector name (None: any collector)
-    collectors: frozenset[str | None] = field(default=frozenset())
-
-    def applies_to(self, collector: str) -> bool:
-        """Whether any rule may select keys of ``collector`` (a fast path)."""
-        return bool(self.collectors) and (None in self.collectors or collector in self.collectors)
 
 
 def selector(model: SelectorModel, line: int) -> Selector:
