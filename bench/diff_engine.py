@@ -3,7 +3,8 @@
 Two snapshots of N facts (default 10,000), 2% of them different, compared by:
 - a plain keyed comparison (a dict walk: the floor for any comparison);
 - one DeepDiff call over both whole snapshots;
-- driftcheck's engine (compare()), with rules: an ignore, a map and a waiver;
+- driftcheck's engine (build_report: compare, then explain), with rules: an ignore,
+  a map and a waiver;
 and a full report (compare + JSON + HTML) over 100 role pairs.
 
 Run: python3 bench/diff_engine.py [--facts 10000] [--pairs 100]
@@ -22,9 +23,9 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.drift import compare
 from driftcheck.inventory import parse_inventory
 from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
+from driftcheck.pipeline import build_report
 from driftcheck.reports import Format, render
 
 RULES = """\
@@ -90,7 +91,7 @@ def main() -> None:
         return [k for k in a.keys() | b.keys() if a.get(k) != b.get(k)]
 
     def engine() -> object:
-        return compare(inv, snaps, collectors, "now", today=date(2026, 1, 1))
+        return build_report(inv, snaps, collectors, "now", today=date(2026, 1, 1))
 
     assert len(plain()) == args.facts // 50
     t_plain = best(plain, 100)
@@ -115,7 +116,7 @@ def main() -> None:
         big_snaps[f"s{i}"] = snap(f"s{i}", "staging", f"r{i}", pb)
 
     def full_report() -> None:
-        report = compare(big, big_snaps, collectors, "now", today=date(2026, 1, 1))
+        report = build_report(big, big_snaps, collectors, "now", today=date(2026, 1, 1))
         render(report, Format.JSON)
         render(report, Format.HTML)
 

@@ -16,8 +16,8 @@ import time
 
 from driftcheck.collectors import REGISTRY
 from driftcheck.demo import collect_settings
-from driftcheck.inventory import AppSource, CollectSettings
 from driftcheck.lab import Lab, LabHostSpec
+from driftcheck.model import AppSource, CollectSettings
 from driftcheck.script import Section, build_script, new_marker, split_output
 
 
@@ -44,12 +44,12 @@ def main() -> None:
         for _ in range(args.rounds):
             for c in chosen:  # each section alone, for the per-section table
                 marker = new_marker()
-                script = build_script([Section(c.name, c.shell(s), 60, c.requires)], marker)
+                script = build_script([Section(c.name, c.shell_for(s), 60, c.requires)], marker)
                 t0 = time.perf_counter()
                 lab.exec("bench", ["sh", "-s"], input=script)
                 per_section[c.name].append(time.perf_counter() - t0)
             marker = new_marker()
-            sections = [Section(c.name, c.shell(s), 60, c.requires) for c in chosen]
+            sections = [Section(c.name, c.shell_for(s), 60, c.requires) for c in chosen]
             script = build_script(sections, marker)
             t0 = time.perf_counter()
             proc = lab.exec("bench", ["sh", "-s"], input=script)

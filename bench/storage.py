@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from driftcheck.collectors import REGISTRY
-from driftcheck.inventory import CollectSettings, Host
+from driftcheck.model import CollectSettings, Host
 from driftcheck.redact import Redactor
 from driftcheck.runner import collect_host
 from driftcheck.storage import Store

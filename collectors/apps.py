@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from driftcheck.inventory import AppSource, CollectSettings
-from driftcheck.model import ParseResult
+from driftcheck.model import AppSource, CollectSettings, ParseResult
 
 from .base import Collector, scrub_prefixed
 

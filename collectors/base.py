@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from driftcheck.inventory import CollectSettings
-from driftcheck.model import ParseResult
+from driftcheck.model import CollectSettings, ParseResult
 from driftcheck.redact import Redactor
 
 
@@ -18,8 +17,9 @@ from driftcheck.redact import Redactor
 class Collector:
     """A fact source, declared.
 
-    ``shell`` builds the POSIX sh section from inventory parameters (every value
-    shell-quoted); ``parse`` maps that section's stdout to facts and must be pure;
+    ``shell`` is the POSIX sh of the section, or a function building it from
+    inventory parameters (every value shell-quoted); ``parse`` maps that section's
+    stdout to facts and must be pure;
     ``requires`` lists tools of which at least one must exist on the host, else the
     section is "not applicable"; ``volatile`` are key globs that change by nature
     (counters, random values) and are never drift; ``scrub`` removes secrets from
@@ -29,16 +29,25 @@ class Collector:
 
     name: str
     description: str
-    shell: Callable[[CollectSettings], str]
+    shell: str | Callable[[CollectSettings], str]
     parse: Callable[[str], ParseResult]
     requires: tuple[str, ...] = ()
-    timeout: Callable[[CollectSettings], float] = lambda _settings: 60.0
+    #: seconds the section may run on the host, or a function of the parameters
+    timeout: float | Callable[[CollectSettings], float] = 60.0
     volatile: tuple[str, ...] = ()
     scrub: Callable[[str, Redactor], str] | None = None
     #: False for collectors whose facts are evidence that explains other findings
     #: (which package owns a file, whether it was edited after install), never
     #: drift of their own.
     compare: bool = True
+
+    def shell_for(self, settings: CollectSettings) -> str:
+        """The section's shell for these inventory parameters."""
+        return self.shell if isinstance(self.shell, str) else self.shell(settings)
+
+    def timeout_for(self, settings: CollectSettings) -> float:
+        """The section's timeout for these inventory parameters."""
+        return self.timeout(settings) if callable(self.timeout) else float(self.timeout)
 
 
 def scrub_prefixed(raw: str, redactor: Redactor, prefix: str = "|") -> str:

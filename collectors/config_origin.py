@@ -26,8 +26,7 @@ import binascii
 import re
 from dataclasses import dataclass, field
 
-from driftcheck.inventory import CollectSettings
-from driftcheck.model import ParseResult
+from driftcheck.model import CollectSettings, ParseResult
 
 from . import files
 from .base import Collector
@@ -147,14 +146,14 @@ def shell(settings: CollectSettings) -> str:
     """List the files the ``files`` collector reads, then ask the package databases."""
     if not settings.files:
         return ":"
-    full = files.shell(settings)
-    head = files._FUNCTIONS.format(
-        max_files=int(settings.dir_max_files), limit=int(settings.file_max_bytes)
+    return (
+        files.shell_functions(settings)
+        + _FILE
+        + "_dc_paths() {\n"
+        + files.walk_configured(settings)
+        + "}\n"
+        + _MAIN
     )
-    if not full.startswith(head):  # pragma: no cover - files.py changed its layout
-        raise RuntimeError("collectors/files.py changed: config_origin cannot reuse its shell")
-    loops = full[len(head) :]
-    return head + _FILE + "_dc_paths() {\n" + loops + "}\n" + _MAIN
 
 
 #: dpkg --verify / rpm -V: 8 (old rpm) or 9 result characters, or "missing", an

@@ -20,8 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from driftcheck.inventory import CollectSettings
-from driftcheck.model import ParseResult
+from driftcheck.model import CollectSettings, ParseResult
 from driftcheck.redact import REDACTED, Redactor, is_secret_name
 
 from .base import Collector

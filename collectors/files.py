@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from driftcheck.inventory import CollectSettings
-from driftcheck.model import ParseResult
+from driftcheck.model import SETTING_SEP, CollectSettings, ParseResult
 from driftcheck.redact import REDACTED, Redactor, is_secret_name
 
 from . import config_formats
@@ -116,9 +115,21 @@ def shell(settings: CollectSettings) -> str:
     """Stat, hash and print every configured path, glob match and directory member."""
     if not settings.files:
         return ":"
-    lines = [
+    return shell_functions(settings) + walk_configured(settings)
+
+
+def shell_functions(settings: CollectSettings) -> str:
+    """The sh functions the walk calls (``_dc_entry`` and the helpers it uses); other
+    collectors reuse them to visit exactly the files this one reads."""
+    return (
         _FUNCTIONS.format(max_files=int(settings.dir_max_files), limit=int(settings.file_max_bytes))
-    ]
+        + "\n"
+    )
+
+
+def walk_configured(settings: CollectSettings) -> str:
+    """sh calling ``_dc_entry`` on every configured path, glob match and directory."""
+    lines = []
     for configured in settings.files:
         entry = configured.rstrip("/") or "/"  # find would print //-joined names otherwise
         if _is_glob(entry):
@@ -141,10 +152,6 @@ def shell(settings: CollectSettings) -> str:
 
 def _mode(text: str) -> str:
     return text.rjust(4, "0") if text.isdigit() else text
-
-
-#: Separates a file's path from a setting's name in fact keys: ``/etc/app.ini#db.pool``.
-SETTING_SEP = "#"
 
 
 class _FileParser:

@@ -12,7 +12,6 @@ it is (passwd's gid) are not repeated here, they are in the ``users`` facts.
 
 from __future__ import annotations
 
-from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
 from .base import Collector, id_number, without_password_field
@@ -26,11 +25,6 @@ SHELL = without_password_field("/etc/group", MAX_LINES)
 #: Fields of an /etc/group line (group(5)); glibc also accepts a line without
 #: the member list ("name:x:gid"), so that is read as a group without members.
 _FIELDS = 4
-
-
-def shell(_settings: CollectSettings) -> str:
-    """The section's shell; it takes no parameters."""
-    return SHELL
 
 
 def parse(raw: str) -> ParseResult:
@@ -69,8 +63,8 @@ def parse(raw: str) -> ParseResult:
 COLLECTOR = Collector(
     name="groups",
     description="local groups from /etc/group: gid and members (no passwords)",
-    shell=shell,
+    shell=SHELL,
     parse=parse,
     requires=("awk",),
-    timeout=lambda _s: 30.0,
+    timeout=30.0,
 )

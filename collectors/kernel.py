@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
 from .base import Collector
@@ -75,11 +74,6 @@ VOLATILE = (
 
 _MODULE_STATES = ("Live", "Loading", "Unloading")
 _SPACE = " \t\n\v\f\r"
-
-
-def shell(_settings: CollectSettings) -> str:
-    """The section's shell; it takes no parameters."""
-    return SHELL
 
 
 def split_cmdline(text: str) -> tuple[list[tuple[str, str | None]], str | None]:
@@ -184,8 +178,8 @@ COLLECTOR = Collector(
     name="kernel",
     description="kernel command line parameters (/proc/cmdline) and loaded modules with their "
     "taint flags (/proc/modules, else /sys/module)",
-    shell=shell,
+    shell=SHELL,
     parse=parse,
-    timeout=lambda _s: 20.0,
+    timeout=20.0,
     volatile=VOLATILE,
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 
-from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
 from .base import Collector
@@ -16,11 +15,6 @@ for f in /etc/os-release /usr/lib/os-release; do
   if [ -r "$f" ]; then sed 's/^/os_release./' "$f"; break; fi
 done
 """
-
-
-def shell(_settings: CollectSettings) -> str:
-    """The section's shell; it takes no parameters."""
-    return SHELL
 
 
 def parse(raw: str) -> ParseResult:
@@ -47,7 +41,7 @@ def parse(raw: str) -> ParseResult:
 COLLECTOR = Collector(
     name="os",
     description="os-release fields, kernel release (uname -r), architecture (uname -m)",
-    shell=shell,
+    shell=SHELL,
     parse=parse,
-    timeout=lambda _s: 15.0,
+    timeout=15.0,
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
 from .base import Collector
@@ -64,11 +63,6 @@ APK_VIRTUAL = "(virtual)"
 
 
 SHELL = SHELL.replace("@RPM_SYSTEM_DB@", RPM_SYSTEM_DB)
-
-
-def shell(_settings: CollectSettings) -> str:
-    """The section's shell; it takes no parameters."""
-    return SHELL
 
 
 class _ApkReader:
@@ -154,8 +148,8 @@ COLLECTOR = Collector(
     name="packages",
     description="installed packages and versions (dpkg-query -W; apk's installed "
     "database; rpm -qa)",
-    shell=shell,
+    shell=SHELL,
     parse=parse,
     requires=("dpkg-query", "rpm", "apk"),
-    timeout=lambda _s: 120.0,
+    timeout=120.0,
 )

@@ -47,7 +47,6 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
 from .base import Collector
@@ -140,11 +139,6 @@ class _Host:
         if low <= number <= high and not any(a <= number <= b for a, b in self.reserved):
             return EPHEMERAL
         return str(number)
-
-
-def shell(_settings: CollectSettings) -> str:
-    """The section's shell; it takes no parameters."""
-    return SHELL
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -312,8 +306,8 @@ def _proc_socket(
 COLLECTOR = Collector(
     name="ports",
     description="listening TCP and bound UDP sockets with their programs (ss -lntup; /proc/net)",
-    shell=shell,
+    shell=SHELL,
     parse=parse,
-    timeout=lambda _s: 60.0,
+    timeout=60.0,
     volatile=VOLATILE,
 )

@@ -21,8 +21,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from driftcheck.inventory import CollectSettings
-from driftcheck.model import ParseResult
+from driftcheck.model import CollectSettings, ParseResult
 
 from .base import Collector
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 
-from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
 from .base import Collector
@@ -90,11 +89,6 @@ VOLATILE = (
 )
 
 
-def shell(_settings: CollectSettings) -> str:
-    """The section's shell; it takes no parameters."""
-    return SHELL
-
-
 def _unit_file_line(line: str) -> tuple[str, str] | None:
     """``UNIT STATE [PRESET]`` -> (unit, state), None for headers, footers and garbage."""
     fields = line.split()
@@ -155,8 +149,8 @@ COLLECTOR = Collector(
     name="services",
     description="systemd units: enabled state (systemctl list-unit-files, also offline) and "
     "active state where systemd runs (systemctl list-units)",
-    shell=shell,
+    shell=SHELL,
     parse=parse,
-    timeout=lambda _s: 60.0,
+    timeout=60.0,
     volatile=VOLATILE,
 )

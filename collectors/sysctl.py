@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
 from .base import Collector, scrub_all
@@ -41,11 +40,6 @@ printf '%s\\n' "$out"
 """
 
 
-def shell(_settings: CollectSettings) -> str:
-    """The section's shell; it takes no parameters."""
-    return SHELL
-
-
 def parse(raw: str) -> ParseResult:
     """``key = value`` lines; a key printed on several lines gets them joined by newlines.
 
@@ -71,10 +65,10 @@ def parse(raw: str) -> ParseResult:
 COLLECTOR = Collector(
     name="sysctl",
     description="runtime kernel parameters (sysctl -a)",
-    shell=shell,
+    shell=SHELL,
     parse=parse,
     requires=("sysctl",),
-    timeout=lambda _s: 30.0,
+    timeout=30.0,
     volatile=VOLATILE,
     # net.ipv4.tcp_fastopen_key and friends are real secrets.
     scrub=scrub_all,

@@ -40,7 +40,6 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 from driftcheck.redact import REDACTED, Redactor, is_secret_name
 
@@ -112,11 +111,6 @@ fi
 
 _WHITESPACE = " \t\n\r\f\v"
 _SWAP = str.maketrans("./", "/.")
-
-
-def shell(_settings: CollectSettings) -> str:
-    """The section's shell; it takes no parameters."""
-    return SHELL
 
 
 def normalize_key(key: str) -> str:
@@ -287,8 +281,8 @@ COLLECTOR = Collector(
     name="sysctl_config",
     description="kernel parameters set by /etc/sysctl.conf and sysctl.d files, resolved as "
     "systemd-sysctl or sysctl --system applies them (value and file)",
-    shell=shell,
+    shell=SHELL,
     parse=parse,
-    timeout=lambda _s: 30.0,
+    timeout=30.0,
     scrub=scrub,
 )

@@ -18,7 +18,6 @@ e.g. "apikey" and turn a name into a hash).
 
 from __future__ import annotations
 
-from driftcheck.inventory import CollectSettings
 from driftcheck.model import ParseResult
 
 from .base import Collector, id_number, without_password_field
@@ -31,11 +30,6 @@ SHELL = without_password_field("/etc/passwd", MAX_LINES)
 
 #: Fields of an /etc/passwd line (passwd(5)).
 _FIELDS = 7
-
-
-def shell(_settings: CollectSettings) -> str:
-    """The section's shell; it takes no parameters."""
-    return SHELL
 
 
 def parse(raw: str) -> ParseResult:
@@ -79,8 +73,8 @@ def parse(raw: str) -> ParseResult:
 COLLECTOR = Collector(
     name="users",
     description="local users from /etc/passwd: uid, gid, gecos, home, shell (no passwords)",
-    shell=shell,
+    shell=SHELL,
     parse=parse,
     requires=("awk",),
-    timeout=lambda _s: 30.0,
+    timeout=30.0,
 )

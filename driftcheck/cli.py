@@ -28,10 +28,10 @@ from rich.progress import (
 
 from driftcheck import service
 from driftcheck.collectors import BY_NAME, REGISTRY
-from driftcheck.drift import DriftReport
 from driftcheck.errors import DriftcheckError
+from driftcheck.findings import DriftReport
 from driftcheck.inventory import Inventory, load_inventory
-from driftcheck.model import HostSnapshot, HostStatus
+from driftcheck.model import HostSnapshot, HostStatus, SectionResult
 from driftcheck.output import write_atomically
 from driftcheck.redact import Redactor
 from driftcheck.reports import SUFFIXES, Format, render
@@ -234,7 +234,7 @@ def _summary(report: DriftReport, outputs: list[Path], quiet: bool) -> None:
     if quiet and report.exit_code == 0:
         return
     counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n) or "no findings"
-    bad = [h for h in report.hosts if h.status != HostStatus.OK]
+    bad = report.uncollected
     _err(
         f"{report.verdict}: {counts}; {len(report.hosts) - len(bad)}/{len(report.hosts)} hosts "
         f"collected completely"
@@ -369,23 +369,34 @@ def show(
         )
     sections = {n: s for n, s in snap.sections.items() if collector in (None, n)}
     if fmt is ShowFormat.JSON:
-        data: dict[str, Any] = {
-            "host": snap.host,
-            "environment": snap.environment,
-            "status": snap.status.value,
-            "error": snap.error,
-            "collected_at": snap.collected_at,
-            "sections": {
-                n: {
-                    "status": s.status.value,
-                    "error": s.error,
-                    **({"raw": s.raw} if raw else {"facts": s.facts, "errors": s.errors}),
-                }
-                for n, s in sections.items()
-            },
-        }
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
+        typer.echo(json.dumps(_snapshot_json(snap, sections, raw), indent=2, ensure_ascii=False))
+    else:
+        _show_text(snap, sections, raw)
+
+
+def _snapshot_json(
+    snap: HostSnapshot, sections: dict[str, SectionResult], raw: bool
+) -> dict[str, Any]:
+    """What ``show -f json`` prints: the snapshot with its facts or raw output."""
+    return {
+        "host": snap.host,
+        "environment": snap.environment,
+        "status": snap.status.value,
+        "error": snap.error,
+        "collected_at": snap.collected_at,
+        "sections": {
+            n: {
+                "status": s.status.value,
+                "error": s.error,
+                **({"raw": s.raw} if raw else {"facts": s.facts, "errors": s.errors}),
+            }
+            for n, s in sections.items()
+        },
+    }
+
+
+def _show_text(snap: HostSnapshot, sections: dict[str, SectionResult], raw: bool) -> None:
+    """What ``show`` prints: a heading per section, then key<TAB>value lines."""
     typer.echo(
         f"# {snap.host} ({snap.environment}) collected {snap.collected_at}: "
         f"{snap.status.value}{' - ' + snap.error if snap.error else ''}"

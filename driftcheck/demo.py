@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from driftcheck.collectors import REGISTRY
-from driftcheck.drift import DriftReport
 from driftcheck.errors import DriftcheckError
+from driftcheck.findings import DriftReport
 from driftcheck.inventory import load_inventory
 from driftcheck.lab import Lab, LabError, LabHostSpec, available_versions, installed_version
 from driftcheck.model import HostSnapshot

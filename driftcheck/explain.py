@@ -12,14 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from driftcheck.model import HostSnapshot
-
-if TYPE_CHECKING:  # drift imports this module
-    from driftcheck.drift import Finding
-
-_SETTING_SEP = "#"
+from driftcheck.findings import DriftReport, Finding
+from driftcheck.model import SETTING_SEP, HostSnapshot
 
 
 def _facts(
@@ -35,7 +31,7 @@ def _facts(
 
 
 def _file_reason(finding: Finding, snapshots: Mapping[str, HostSnapshot]) -> str:
-    path = finding.key.split(_SETTING_SEP, 1)[0]
+    path = finding.key.split(SETTING_SEP, 1)[0]
     origins = {h: (_facts(snapshots, h, "config_origin") or {}).get(path) for h in finding.values}
     owners: set[str] = {
         str(o["package"]) for o in origins.values() if isinstance(o, dict) and o.get("package")
@@ -90,16 +86,14 @@ def _sysctl_reason(finding: Finding, snapshots: Mapping[str, HostSnapshot]) -> s
     return "; ".join(reasons)
 
 
-def explain(
-    findings: tuple[Finding, ...], snapshots: Mapping[str, HostSnapshot]
-) -> tuple[Finding, ...]:
-    """The findings, each with its explanation where the evidence gives one."""
+def explain(report: DriftReport, snapshots: Mapping[str, HostSnapshot]) -> DriftReport:
+    """The report with each finding's explanation where the evidence gives one."""
     out = []
-    for finding in findings:
+    for finding in report.findings:
         reason = ""
         if finding.collector == "files":
             reason = _file_reason(finding, snapshots)
         elif finding.collector == "sysctl":
             reason = _sysctl_reason(finding, snapshots)
         out.append(replace(finding, explanation=reason) if reason else finding)
-    return tuple(out)
+    return replace(report, findings=tuple(out))

@@ -16,20 +16,16 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from driftcheck.collectors import BY_NAME
 from driftcheck.errors import InventoryError
-from driftcheck.rules import (
-    Expect,
-    ExpectModel,
-    Ignore,
-    IgnoreModel,
-    MapModel,
-    Rules,
-    RulesModel,
-    ValueMap,
-    Waiver,
-    WaiverModel,
+from driftcheck.model import (
+    DEFAULT_DIR_MAX_FILES,
+    DEFAULT_FILE_MAX_BYTES,
+    AppSource,
+    CollectSettings,
+    Host,
 )
-from driftcheck.rules import selector as rule_selector
+from driftcheck.rules import KnownNames, Rules, RulesModel, compile_rules
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _URL = r"^https?://\S+$"
@@ -39,8 +35,6 @@ _PATTERN_HINTS = {
     _URL: "; write a full http:// or https:// URL, fetched on the host itself",
     _PACKAGE: "; give the package name as the package manager spells it",
 }
-DEFAULT_FILE_MAX_BYTES = 256 * 1024
-DEFAULT_DIR_MAX_FILES = 200
 
 
 class _Strict(BaseModel):
@@ -111,46 +105,6 @@ class InventoryModel(_Strict):
     compare: CompareModel
     collect: CollectModel = CollectModel()
     rules: RulesModel = RulesModel()
-
-
-@dataclass(frozen=True)
-class Host:
-    """A host with its settings resolved (host value, else defaults, else built-in)."""
-
-    name: str
-    environment: str
-    roles: tuple[str, ...]
-    address: str
-    port: int
-    user: str
-    identity_file: Path | None
-    known_hosts: Path
-    connect_timeout: float
-    command_timeout: float
-    transport: str
-
-
-@dataclass(frozen=True)
-class AppSource:
-    """One application version to read: by command, file, package or local URL."""
-
-    name: str
-    kind: Literal["command", "file", "package", "url"]
-    value: str
-
-
-@dataclass(frozen=True)
-class CollectSettings:
-    """What the parameterised collectors read on every host."""
-
-    #: absolute paths, globs (/etc/myapp/*.conf) or directories (read recursively)
-    files: tuple[str, ...] = ()
-    apps: tuple[AppSource, ...] = ()
-    #: virtualenv directories whose packages the python collector lists
-    python: tuple[str, ...] = ()
-    file_max_bytes: int = DEFAULT_FILE_MAX_BYTES
-    #: at most this many files are read from one directory or glob
-    dir_max_files: int = DEFAULT_DIR_MAX_FILES
 
 
 @dataclass(frozen=True)
@@ -366,6 +320,40 @@ def _line(root: yaml.Node, *loc: int | str) -> int:
 
 
 def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
+    """The validated model as an :class:`Inventory`, after the checks that need more
+    than one part of the file (names that must exist, roles on both sides)."""
+    _check_compare(model, root, path)
+    hosts = _resolve_hosts(model, root, path)
+    _check_roles(model, hosts, root, path)
+    collect = _resolve_collect(model.collect, root, path)
+    for name in model.compare.include_volatile:
+        if name not in BY_NAME:
+            raise InventoryError(
+                f"{path}:{_line(root, 'compare', 'include_volatile', name)}: "
+                f"compare.include_volatile names unknown collector {name!r}; "
+                f"use one of: {', '.join(BY_NAME)}"
+            )
+    include = tuple((n, tuple(g)) for n, g in model.compare.include_volatile.items())
+    names = KnownNames(
+        hosts=frozenset(h.name for h in hosts),
+        roles=frozenset(r for h in hosts for r in h.roles),
+        environments=tuple(model.environments),
+        collectors=tuple(BY_NAME),
+    )
+    rules = compile_rules(model.rules, names, path, lambda kind, i: _line(root, "rules", kind, i))
+    return Inventory(
+        path,
+        tuple(hosts),
+        model.compare.reference,
+        tuple(model.compare.targets),
+        collect,
+        include,
+        rules,
+    )
+
+
+def _check_compare(model: InventoryModel, root: yaml.Node, path: Path) -> None:
+    """compare.reference and compare.targets name distinct environments with hosts."""
     envs = model.environments
     ref = model.compare.reference
     if ref not in envs:
@@ -395,9 +383,13 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
                 f"{path}:{_line(root, 'compare', 'targets', i)}: {target!r} is both the "
                 "reference and a target; remove it from compare.targets"
             )
+
+
+def _resolve_hosts(model: InventoryModel, root: yaml.Node, path: Path) -> list[Host]:
+    """Every host with its settings resolved; a name used in two environments fails."""
     hosts: list[Host] = []
     seen: dict[str, str] = {}
-    for env_name, env in envs.items():
+    for env_name, env in model.environments.items():
         for name, entry in env.hosts.items():
             if name in seen:
                 raise InventoryError(
@@ -407,6 +399,12 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
                 )
             seen[name] = env_name
             hosts.append(_resolve_host(name, env_name, entry, model.defaults))
+    return hosts
+
+
+def _check_roles(model: InventoryModel, hosts: list[Host], root: yaml.Node, path: Path) -> None:
+    """Every role of a target host has a host in the reference environment."""
+    ref = model.compare.reference
     ref_roles = {r for h in hosts if h.environment == ref for r in h.roles}
     for host in hosts:
         if host.environment not in model.compare.targets:
@@ -418,7 +416,11 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
                     f"{path}:{line}: role {role!r} of host {host.name!r} has no host in the "
                     f"reference environment {ref!r}; give a {ref} host that role or fix the name"
                 )
-    for i, file_path in enumerate(model.collect.files):
+
+
+def _resolve_collect(collect: CollectModel, root: yaml.Node, path: Path) -> CollectSettings:
+    """The collectors' parameters: absolute paths only, duplicates dropped."""
+    for i, file_path in enumerate(collect.files):
         if not file_path.startswith("/"):
             raise InventoryError(
                 f"{path}:{_line(root, 'collect', 'files', i)}: collect.files has relative path "
@@ -429,89 +431,19 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
                 f"{path}:{_line(root, 'collect', 'files', i)}: collect.files[{i}] contains a "
                 "newline or NUL byte; remove it"
             )
-    # Imported here: the collectors import this module for CollectSettings.
-    from driftcheck.collectors import BY_NAME  # noqa: PLC0415
-
-    for name in model.compare.include_volatile:
-        if name not in BY_NAME:
-            raise InventoryError(
-                f"{path}:{_line(root, 'compare', 'include_volatile', name)}: "
-                f"compare.include_volatile names unknown collector {name!r}; "
-                f"use one of: {', '.join(BY_NAME)}"
-            )
-    apps = tuple(_app_source(name, spec, root, path) for name, spec in model.collect.apps.items())
-    for i, venv in enumerate(model.collect.python):
+    apps = tuple(_app_source(name, spec, root, path) for name, spec in collect.apps.items())
+    for i, venv in enumerate(collect.python):
         if not venv.startswith("/"):
             raise InventoryError(
                 f"{path}:{_line(root, 'collect', 'python', i)}: collect.python has relative path "
                 f"{venv!r}; give the virtualenv's absolute path"
             )
-    collect = CollectSettings(
-        files=tuple(dict.fromkeys(model.collect.files)),
+    return CollectSettings(
+        files=tuple(dict.fromkeys(collect.files)),
         apps=apps,
-        python=tuple(dict.fromkeys(model.collect.python)),
-        file_max_bytes=model.collect.file_max_bytes,
-        dir_max_files=model.collect.dir_max_files,
-    )
-    include = tuple((n, tuple(g)) for n, g in model.compare.include_volatile.items())
-    rules = _resolve_rules(model, root, path, hosts, set(BY_NAME))
-    return Inventory(path, tuple(hosts), ref, tuple(model.compare.targets), collect, include, rules)
-
-
-def _resolve_rules(
-    model: InventoryModel, root: yaml.Node, path: Path, hosts: list[Host], collectors: set[str]
-) -> Rules:
-    """Compile the rules, checking names the models cannot know: collectors, roles,
-    hosts and environments."""
-    names = {h.name for h in hosts}
-    roles = {r for h in hosts for r in h.roles}
-    envs = set(model.environments)
-    compiled: dict[str, list[Any]] = {"ignore": [], "map": [], "expect": [], "waivers": []}
-    for kind, entries in (
-        ("ignore", model.rules.ignore),
-        ("map", model.rules.map),
-        ("expect", model.rules.expect),
-        ("waivers", model.rules.waivers),
-    ):
-        for i, entry in enumerate(entries):
-            line = _line(root, "rules", kind, i)
-            where = f"{path}:{line}: rules.{kind}[{i}]"
-            if entry.collector is not None and entry.collector not in collectors:
-                raise InventoryError(
-                    f"{where}: unknown collector {entry.collector!r}; use one "
-                    f"of: {', '.join(sorted(collectors))}"
-                )
-            for role in entry.roles:
-                if role not in roles:
-                    raise InventoryError(f"{where}: no host has role {role!r}; fix the name")
-            for host in entry.hosts:
-                if host not in names:
-                    raise InventoryError(f"{where}: no host named {host!r}; fix the name")
-            sel = rule_selector(entry, line)
-            if isinstance(entry, MapModel):
-                for env in (*entry.values, *entry.patterns):
-                    if env not in envs:
-                        raise InventoryError(
-                            f"{where}: {env!r} is not an environment; use one of: {', '.join(envs)}"
-                        )
-                compiled[kind].append(
-                    ValueMap(
-                        sel,
-                        dict(entry.values),
-                        {e: re.compile(p) for e, p in entry.patterns.items()},
-                    )
-                )
-            elif isinstance(entry, ExpectModel):
-                compiled[kind].append(Expect(sel, entry.relation, entry.factor, entry.reason))
-            elif isinstance(entry, WaiverModel):
-                compiled[kind].append(Waiver(sel, entry.reason, entry.owner, entry.expires))
-            elif isinstance(entry, IgnoreModel):
-                compiled[kind].append(Ignore(sel, entry.reason))
-    return Rules(
-        ignore=tuple(compiled["ignore"]),
-        maps=tuple(compiled["map"]),
-        expect=tuple(compiled["expect"]),
-        waivers=tuple(compiled["waivers"]),
+        python=tuple(dict.fromkeys(collect.python)),
+        file_max_bytes=collect.file_max_bytes,
+        dir_max_files=collect.dir_max_files,
     )
 
 

@@ -1,13 +1,91 @@
-"""Plain data passed between collection, storage, the diff engine and reports."""
+"""Plain data passed between inventory, collection, storage and the diff engine.
+
+Nothing here parses or validates: :mod:`driftcheck.inventory` builds these from
+YAML, collectors read :class:`CollectSettings`, transports read :class:`Host`.
+Keeping them apart from the inventory's parser means a collector's parser does
+not drag in YAML, pydantic and rules.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 #: Facts of one section: key -> JSON-serialisable value.
 Facts = dict[str, Any]
+
+# -- the key grammar -----------------------------------------------------------
+# A key may name something inside another key's subject. An error on a key then
+# covers the keys below it: an unreadable directory its files, an unreadable
+# virtualenv its packages, a config file its settings.
+
+#: "/etc/app/" + name: a file inside a collected directory.
+DIR_SEP = "/"
+#: "/opt/app/venv" + ":" + package: a package inside a virtualenv.
+VENV_SEP = ":"
+#: "/etc/app.ini" + "#" + setting: one setting inside a parsed config file.
+SETTING_SEP = "#"
+_BELOW = (DIR_SEP, VENV_SEP, SETTING_SEP)
+
+
+def is_below(key: str, parent: str) -> bool:
+    """True when ``key`` names something inside ``parent``'s subject (see above)."""
+    return key.startswith(parent) and key[len(parent) : len(parent) + 1] in _BELOW
+
+
+#: The value of a key a host does not have: not None, which a fact may really be.
+ABSENT: Any = object()
+
+
+# -- what to collect, and from where --------------------------------------------
+
+DEFAULT_FILE_MAX_BYTES = 256 * 1024
+DEFAULT_DIR_MAX_FILES = 200
+
+
+@dataclass(frozen=True)
+class Host:
+    """A host with its settings resolved (host value, else defaults, else built-in)."""
+
+    name: str
+    environment: str
+    roles: tuple[str, ...]
+    address: str
+    port: int
+    user: str
+    identity_file: Path | None
+    known_hosts: Path
+    connect_timeout: float
+    command_timeout: float
+    transport: str
+
+
+@dataclass(frozen=True)
+class AppSource:
+    """One application version to read: by command, file, package or local URL."""
+
+    name: str
+    kind: Literal["command", "file", "package", "url"]
+    value: str
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    """What the parameterised collectors read on every host."""
+
+    #: absolute paths, globs (/etc/myapp/*.conf) or directories (read recursively)
+    files: tuple[str, ...] = ()
+    apps: tuple[AppSource, ...] = ()
+    #: virtualenv directories whose packages the python collector lists
+    python: tuple[str, ...] = ()
+    file_max_bytes: int = DEFAULT_FILE_MAX_BYTES
+    #: at most this many files are read from one directory or glob
+    dir_max_files: int = DEFAULT_DIR_MAX_FILES
+
+
+# -- what collection brought back ------------------------------------------------
 
 
 class SectionStatus(StrEnum):

@@ -6,18 +6,29 @@ with a reason, so that what remains is drift a team can act on. Every rule is a
 *selector* (collector, key glob or regex, optional roles and hosts) plus what to
 do with the keys it selects. Ignored and waived items are still counted and
 shown, never silently dropped.
+
+This module holds all of it: the YAML models (validated with the inventory),
+:func:`compile_rules` (names checked, selectors compiled, each with its line),
+and applying them: the engine asks :meth:`Rules.for_section` for a role and
+collector, then :meth:`SectionRules.for_key` for a key, and gets findings back
+from :meth:`KeyRules.settle`; nothing is changed in place.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from driftcheck.errors import InventoryError
+from driftcheck.findings import Finding, State, WaiverRecord
+from driftcheck.model import ABSENT
 
 _Reason = Annotated[str, Field(min_length=3)]
 
@@ -188,6 +199,13 @@ class Waiver:
     owner: str
     expires: date
 
+    def record(self) -> WaiverRecord:
+        """The waiver as reports show it."""
+        sel = self.selector
+        return WaiverRecord(
+            sel.text, sel.collector, self.reason, self.owner, self.expires, sel.line
+        )
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -197,6 +215,24 @@ class Rules:
     maps: tuple[ValueMap, ...] = ()
     expect: tuple[Expect, ...] = ()
     waivers: tuple[Waiver, ...] = ()
+
+    def for_section(self, role: str, collector: str) -> SectionRules | None:
+        """The rules that can apply to ``collector``'s keys in ``role``; None when none can."""
+
+        def here(sel: Selector) -> bool:
+            return sel.collector in (None, collector) and (not sel.roles or role in sel.roles)
+
+        local = SectionRules(
+            tuple(r for r in self.maps if here(r.selector)),
+            tuple(r for r in self.expect if here(r.selector)),
+            tuple(r for r in self.ignore if here(r.selector)),
+            tuple((n, w) for n, w in enumerate(self.waivers) if here(w.selector)),
+        )
+        return local if (local.maps or local.expect or local.ignore or local.waivers) else None
+
+    def stale(self, used: set[int]) -> tuple[WaiverRecord, ...]:
+        """The waivers whose numbers are not in ``used``: they matched nothing."""
+        return tuple(w.record() for n, w in enumerate(self.waivers) if n not in used)
 
 
 def selector(model: SelectorModel, line: int) -> Selector:
@@ -216,6 +252,193 @@ def selector(model: SelectorModel, line: int) -> Selector:
         frozenset(model.hosts),
         prefix,
     )
+
+
+# -- compiling the inventory's rules ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownNames:
+    """What a rule may name, which the YAML models cannot know by themselves."""
+
+    hosts: frozenset[str]
+    roles: frozenset[str]
+    environments: tuple[str, ...]
+    collectors: tuple[str, ...]
+
+
+def compile_rules(
+    model: RulesModel, names: KnownNames, path: Path, line_of: Callable[[str, int], int]
+) -> Rules:
+    """Compile the ``rules:`` section; ``line_of(kind, i)`` is the line of rule ``i`` of
+    ``kind`` in ``path``. An unknown collector, role, host or environment is an
+    :class:`InventoryError` naming that line."""
+    entries: tuple[tuple[str, Sequence[SelectorModel]], ...] = (
+        ("ignore", model.ignore),
+        ("map", model.map),
+        ("expect", model.expect),
+        ("waivers", model.waivers),
+    )
+    compiled: dict[str, list[Any]] = {kind: [] for kind, _ in entries}
+    for kind, models in entries:
+        for i, entry in enumerate(models):
+            line = line_of(kind, i)
+            where = f"{path}:{line}: rules.{kind}[{i}]"
+            _check_names(entry, names, where)
+            compiled[kind].append(_compiled(entry, selector(entry, line)))
+    return Rules(
+        ignore=tuple(compiled["ignore"]),
+        maps=tuple(compiled["map"]),
+        expect=tuple(compiled["expect"]),
+        waivers=tuple(compiled["waivers"]),
+    )
+
+
+def _check_names(entry: SelectorModel, names: KnownNames, where: str) -> None:
+    if entry.collector is not None and entry.collector not in names.collectors:
+        raise InventoryError(
+            f"{where}: unknown collector {entry.collector!r}; use one "
+            f"of: {', '.join(sorted(names.collectors))}"
+        )
+    for role in entry.roles:
+        if role not in names.roles:
+            raise InventoryError(f"{where}: no host has role {role!r}; fix the name")
+    for host in entry.hosts:
+        if host not in names.hosts:
+            raise InventoryError(f"{where}: no host named {host!r}; fix the name")
+    if isinstance(entry, MapModel):
+        for env in (*entry.values, *entry.patterns):
+            if env not in names.environments:
+                raise InventoryError(
+                    f"{where}: {env!r} is not an environment; "
+                    f"use one of: {', '.join(names.environments)}"
+                )
+
+
+def _compiled(entry: SelectorModel, sel: Selector) -> Ignore | ValueMap | Expect | Waiver:
+    if isinstance(entry, MapModel):
+        patterns = {e: re.compile(p) for e, p in entry.patterns.items()}
+        return ValueMap(sel, dict(entry.values), patterns)
+    if isinstance(entry, ExpectModel):
+        return Expect(sel, entry.relation, entry.factor, entry.reason)
+    if isinstance(entry, WaiverModel):
+        return Waiver(sel, entry.reason, entry.owner, entry.expires)
+    assert isinstance(entry, IgnoreModel)
+    return Ignore(sel, entry.reason)
+
+
+# -- applying rules ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SectionRules:
+    """The rules that can apply to one (role, collector): filtered once, not per key."""
+
+    maps: tuple[ValueMap, ...]
+    expect: tuple[Expect, ...]
+    ignore: tuple[Ignore, ...]
+    #: (number in the inventory, waiver): the number tells which waivers were used
+    waivers: tuple[tuple[int, Waiver], ...]
+
+    def forced_keys(self, facts: Iterable[str]) -> set[str]:
+        """Keys a map or expect rule must see even when equal on every host: staging
+        using production's database host, a per-environment secret that is the same."""
+        keys = list(facts)
+        selectors = [r.selector for r in self.maps] + [r.selector for r in self.expect]
+        return {k for sel in selectors for k in sel.select(keys)}
+
+    def for_key(self, key: str) -> KeyRules:
+        """The rules of this section that select ``key``."""
+
+        def hit(sel: Selector) -> bool:
+            return bool(sel.pattern.fullmatch(key))
+
+        return KeyRules(
+            tuple(m for m in self.maps if hit(m.selector)),
+            tuple(e for e in self.expect if hit(e.selector)),
+            tuple(r for r in self.ignore if hit(r.selector)),
+            tuple((n, w) for n, w in self.waivers if hit(w.selector)),
+        )
+
+
+@dataclass(frozen=True)
+class KeyRules:
+    """The rules that select one key: map and expect decide the comparison, ignore and
+    waivers what a difference found is."""
+
+    maps: tuple[ValueMap, ...]
+    expects: tuple[Expect, ...]
+    ignores: tuple[Ignore, ...]
+    waivers: tuple[tuple[int, Waiver], ...]
+
+    def compared(self, values: dict[str, Any], env_of: Mapping[str, str]) -> dict[str, Any]:
+        """The values to compare: each host's with its environment's text mapped."""
+        if not self.maps:
+            return values
+        return {
+            h: v if v is ABSENT else map_value(v, env_of[h], self.maps) for h, v in values.items()
+        }
+
+    def settle(
+        self,
+        findings: list[Finding],
+        compared: dict[str, Any],
+        refs: Sequence[str],
+        today: date,
+    ) -> tuple[list[Finding], set[int]]:
+        """``findings`` after ignore and waiver rules, with mapped values shown; and the
+        numbers of the waivers that matched (expired ones too)."""
+        if not (self.maps or self.ignores or self.waivers):
+            return findings, set()
+        out, used = [], set()
+        for finding in findings:
+            settled, waiver = self._settle_one(finding, compared, refs, today)
+            out.append(settled)
+            if waiver is not None:
+                used.add(waiver)
+        return out, used
+
+    def _settle_one(
+        self, finding: Finding, compared: dict[str, Any], refs: Sequence[str], today: date
+    ) -> tuple[Finding, int | None]:
+        """One finding after the rules; the number of the waiver that matched, if any.
+
+        A rule applies when it covers every host that differs (every reference host,
+        for a disagreement among them)."""
+        hosts = [h for h in finding.values if h not in refs] or list(refs)
+        if self.maps:
+            mapped = {h: None if compared[h] is ABSENT else compared[h] for h in finding.values}
+            finding = replace(finding, mapped_values=mapped)
+        ignore = next((r for r in self.ignores if _covers_all(r.selector, hosts)), None)
+        if ignore is not None:
+            note = _join(finding.note, f"ignored: {ignore.reason}")
+            return replace(finding, state=State.IGNORED, underlying=finding.state, note=note), None
+        for n, waiver in self.waivers:
+            if _covers_all(waiver.selector, hosts):
+                return _waived(finding, waiver, today), n
+        return finding, None
+
+
+def _covers_all(sel: Selector, hosts: Iterable[str]) -> bool:
+    return all(sel.covers(h) for h in hosts)
+
+
+def _waived(finding: Finding, waiver: Waiver, today: date) -> Finding:
+    """A finding under a waiver: waived until it expires, drift again after (noted)."""
+    who = f"{waiver.reason}; owner {waiver.owner}"
+    until = waiver.expires.isoformat()
+    if today <= waiver.expires:
+        return replace(
+            finding,
+            state=State.WAIVED,
+            underlying=finding.state,
+            note=_join(finding.note, f"waived until {until}: {who}"),
+        )
+    return replace(finding, note=_join(finding.note, f"waiver expired on {until}: {who}"))
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 # -- applying rules to values -------------------------------------------------------

@@ -8,8 +8,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 
 from driftcheck.collectors import Collector
-from driftcheck.inventory import CollectSettings, Host
-from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
+from driftcheck.model import (
+    CollectSettings,
+    Host,
+    HostSnapshot,
+    HostStatus,
+    SectionResult,
+    SectionStatus,
+)
 from driftcheck.redact import Redactor
 from driftcheck.script import RawSection, Section, build_script, new_marker, split_output
 from driftcheck.transports import TransportError, Transports
@@ -30,7 +36,10 @@ def plan_sections(
     """The sections every host runs, each timeout capped by the host's command timeout."""
     return [
         Section(
-            c.name, c.shell(settings), min(c.timeout(settings), host.command_timeout), c.requires
+            c.name,
+            c.shell_for(settings),
+            min(c.timeout_for(settings), host.command_timeout),
+            c.requires,
         )
         for c in collectors
     ]

@@ -22,11 +22,13 @@ TIMEOUT_CODES = frozenset({"124", "137"})
 #: A section body exits with this status when what it reads does not exist on the
 #: host (e.g. systemd is not the init system): "not applicable", not an error.
 NOT_APPLICABLE_RC = 193
-_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: The script's PATH on every host, set before anything runs: the same wherever the
+#: login shell's own PATH points.
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _PRELUDE = f"""\
 # driftcheck collection script: read-only, one section per collector.
-LC_ALL=C; LANG=C; PATH={_PATH}; export LC_ALL LANG PATH
+LC_ALL=C; LANG=C; PATH={PATH}; export LC_ALL LANG PATH
 umask 077
 if command -v timeout >/dev/null 2>&1; then
   _dc_run() {{ _dc_t=$1; shift; timeout -k 3 "$_dc_t" "$@"; }}

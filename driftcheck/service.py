@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from driftcheck.collectors import REGISTRY, Collector
-from driftcheck.drift import DriftReport, Finding, compare
 from driftcheck.errors import DriftcheckError
+from driftcheck.findings import DriftReport
 from driftcheck.inventory import Inventory
 from driftcheck.model import HostSnapshot
+from driftcheck.pipeline import build_report
 from driftcheck.redact import Redactor
 from driftcheck.runner import DEFAULT_JOBS, collect_all, now_iso
 from driftcheck.storage import Store
@@ -45,63 +46,37 @@ def collect(
     return run_id, snapshots
 
 
+@dataclass(frozen=True)
+class RunHistory:
+    """The finished runs of one inventory before one run: what "since" is read from."""
+
+    store: Store
+    inventory: str
+    run_id: int
+
+    def section_history(self, host: str, collector: str) -> list[tuple[str, str | None]]:
+        """See :meth:`driftcheck.since.History.section_history`."""
+        return self.store.section_history(self.inventory, host, collector, self.run_id)
+
+    def facts_of(self, digest: str) -> dict[str, Any]:
+        """See :meth:`driftcheck.since.History.facts_of`."""
+        return self.store.facts_of(digest)
+
+
 def latest_report(
     inventory: Inventory, store: Store, collectors: Sequence[Collector] = REGISTRY
 ) -> DriftReport:
     """Compare the hosts as the latest finished run saw them."""
     # Two inventories may share a database: report only this one's runs.
-    run = store.latest_run(inventory_key(inventory))
+    key = inventory_key(inventory)
+    run = store.latest_run(key)
     if run is None:
         raise DriftcheckError(
             f"{store.url}: no finished collection yet; run "
             f"'driftcheck collect -i {inventory.path}' first"
         )
     snapshots = store.snapshots(run.id)
-    report = compare(inventory, snapshots, collectors, now_iso(), run.started_at)
-    return replace(
-        report,
-        findings=since_when(report.findings, snapshots, store, inventory_key(inventory), run.id),
+    history = RunHistory(store, key, run.id)
+    return build_report(
+        inventory, snapshots, collectors, now_iso(), run.started_at, history=history
     )
-
-
-def since_when(
-    findings: tuple[Finding, ...],
-    snapshots: Mapping[str, HostSnapshot],
-    store: Store,
-    inventory: str,
-    run_id: int,
-) -> tuple[Finding, ...]:
-    """Each drift finding with the time its current value was first seen, unchanged
-    since, on the host that differs: when the drift started, as far as history goes.
-
-    Consecutive runs that stored the same facts blob are one step (content
-    addressing makes "unchanged" a hash comparison), so long quiet histories cost
-    little.
-    """
-    cache: dict[str, dict[str, Any]] = {}
-    # One history query per (host, collector), not one per finding.
-    histories: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
-    out = []
-    for finding in findings:
-        host = next((h for h in finding.values if h not in finding.reference_hosts), None)
-        if not finding.state.is_drift or host is None or host not in snapshots:
-            out.append(finding)
-            continue
-        value = finding.values[host]
-        since = snapshots[host].collected_at
-        previous_hash: str | None = ""
-        where = (host, finding.collector)
-        if where not in histories:
-            histories[where] = store.section_history(inventory, host, finding.collector, run_id)
-        for at, digest in histories[where]:
-            if digest is None:
-                break  # not collected then: history says nothing further back
-            if digest != previous_hash:
-                if digest not in cache:
-                    cache[digest] = store.facts_of(digest)
-                if cache[digest].get(finding.key) != value:
-                    break
-                previous_hash = digest
-            since = at
-        out.append(replace(finding, since=since))
-    return tuple(out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 
-from driftcheck.drift import DriftReport
+from driftcheck.findings import DriftReport
 
 from . import html_report, json_report, junit_report, markdown_report, text_report
 

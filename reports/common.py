@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from driftcheck.collectors import BY_NAME
-from driftcheck.drift import WHOLE, DriftReport, Finding, State
+from driftcheck.findings import WHOLE, DriftReport, Finding, State
 
 #: The order findings are listed in: drift first, then unknown data.
 LISTED = (State.CHANGED, State.MISSING, State.EXTRA, State.INCONSISTENT, State.INCOMPLETE)
@@ -78,10 +77,6 @@ def roles(report: DriftReport) -> list[str]:
     return sorted(found | {f.role for f in report.findings})
 
 
-def compared_collectors(report: DriftReport) -> list[str]:
-    """Collectors the comparison ran, in registry order; evidence-only ones left out."""
-    names = [n for n in report.volatile_skipped if n not in BY_NAME or BY_NAME[n].compare]
-    for f in report.findings:
-        if f.collector != WHOLE and f.collector not in names:
-            names.append(f.collector)
-    return names
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word``, with an "s" unless ``n`` is 1."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

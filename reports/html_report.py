@@ -11,9 +11,9 @@ from typing import Any
 
 import jinja2
 
-from driftcheck.drift import WHOLE, DriftReport, Finding, State
+from driftcheck.findings import WHOLE, DriftReport, Finding, State
 
-from .common import show_value
+from .common import collector_label, plural, show_value
 
 
 @cache
@@ -92,10 +92,6 @@ def _groups(report: DriftReport, findings: list[Finding]) -> list[dict[str, Any]
     return groups
 
 
-def _label(collector: str) -> str:
-    return "whole hosts" if collector == WHOLE else collector
-
-
 def _by_collector(report: DriftReport) -> list[dict[str, Any]]:
     """Findings per collector and state (every state present), whole hosts first."""
     table: dict[str, dict[str, int]] = {}
@@ -103,7 +99,7 @@ def _by_collector(report: DriftReport) -> list[dict[str, Any]]:
         row = table.setdefault(f.collector, {s.value: 0 for s in State})
         row[f.state.value] += 1
     return [
-        {"name": _label(name), "counts": table[name], "total": sum(table[name].values())}
+        {"name": collector_label(name), "counts": table[name], "total": sum(table[name].values())}
         for name in sorted(table, key=lambda n: (n != WHOLE, n))
     ]
 
@@ -120,17 +116,13 @@ def _collected(report: DriftReport) -> list[dict[str, Any]]:
             {
                 "environment": env,
                 "hosts": len(hosts),
-                "collected": sum(h.status == "ok" for h in hosts),
+                "collected": sum(h.complete for h in hosts),
                 "earliest": times[0] if times else None,
                 "latest": times[-1] if times else None,
                 "compared": env in (report.reference, *report.targets),
             }
         )
     return out
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _headline(report: DriftReport) -> list[str]:
@@ -145,28 +137,28 @@ def _headline(report: DriftReport) -> list[str]:
         parts = ", ".join(f"{n} {s}" for s, n in by_state.items() if n)
         out.append(
             f"{targets} does not mirror {report.reference}: "
-            f"{_plural(len(drift), 'difference')} to fix ({parts})."
+            f"{plural(len(drift), 'difference')} to fix ({parts})."
         )
     else:
         out.append(
             f"No drift found: {targets} mirrors {report.reference} in "
-            f"{_plural(report.compared_keys, 'compared key')}."
+            f"{plural(report.compared_keys, 'compared key')}."
         )
-    bad_hosts = [h for h in report.hosts if h.status != "ok"]
+    bad_hosts = report.uncollected
     unknown = report.counts[State.INCOMPLETE.value]
     if bad_hosts or unknown:
         what = []
         if bad_hosts:
-            what.append(f"{_plural(len(bad_hosts), 'host')} not fully collected")
+            what.append(f"{plural(len(bad_hosts), 'host')} not fully collected")
         if unknown:
-            what.append(f"{_plural(unknown, 'item')} unknown")
+            what.append(f"{plural(unknown, 'item')} unknown")
         out.append(
             "The comparison is incomplete (" + ", ".join(what) + "): "
             "missing data is never counted as the same."
         )
     accepted = report.counts[State.WAIVED.value] + report.counts[State.IGNORED.value]
     if accepted:
-        out.append(f"{_plural(accepted, 'known difference')} accepted by rules (waived, ignored).")
+        out.append(f"{plural(accepted, 'known difference')} accepted by rules (waived, ignored).")
     return out
 
 
@@ -190,14 +182,14 @@ def render(report: DriftReport) -> str:
         headline=_headline(report),
         by_collector=_by_collector(report),
         collected=_collected(report),
-        uncollected=[h for h in report.hosts if h.status != "ok"],
+        uncollected=report.uncollected,
         filter_states=[s.value for s in State if any(f.state is s for f in report.findings)],
         filter_collectors=sorted(
             {f.collector for f in report.findings}, key=lambda n: (n != WHOLE, n)
         ),
         filter_roles=sorted({f.role for f in report.findings}),
         filter_hosts=[h.name for h in report.hosts if h.environment in compared_envs],
-        label=_label,
+        label=collector_label,
         total=len(shown) + len(set_aside),
         report=report,
         counts=report.counts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from driftcheck.drift import DriftReport, Finding
+from driftcheck.findings import DriftReport, Finding
 
 SCHEMA = "driftcheck-report/1"
 
@@ -39,7 +39,7 @@ def _finding(f: Finding) -> dict[str, Any]:
 
 def as_dict(report: DriftReport) -> dict[str, Any]:
     """The report as plain JSON-ready data, keys in a stable order."""
-    statuses = [h.status for h in report.hosts]
+    total, uncollected = len(report.hosts), len(report.uncollected)
     return {
         "schema": SCHEMA,
         "generated_at": report.generated_at,
@@ -53,9 +53,9 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
             "findings": len(report.findings),
             "by_state": report.counts,
             "hosts": {
-                "total": len(statuses),
-                "ok": statuses.count("ok"),
-                "incomplete": len(statuses) - statuses.count("ok"),
+                "total": total,
+                "ok": total - uncollected,
+                "incomplete": uncollected,
             },
             "compared_keys": report.compared_keys,
             "volatile_skipped": report.volatile_skipped,
@@ -76,12 +76,12 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
         "findings": [_finding(f) for f in report.findings],
         "stale_waivers": [
             {
-                "key": w.selector.text,
-                "collector": w.selector.collector,
+                "key": w.key,
+                "collector": w.collector,
                 "reason": w.reason,
                 "owner": w.owner,
                 "expires": w.expires.isoformat(),
-                "line": w.selector.line,
+                "line": w.line,
             }
             for w in report.stale_waivers
         ],

@@ -20,9 +20,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from driftcheck.drift import WHOLE, DriftReport, Finding, State
+from driftcheck.findings import WHOLE, DriftReport, Finding, State
 
-from .common import collector_label, compared_collectors, key_label, per_host, roles
+from .common import collector_label, key_label, per_host, roles
 
 #: XML 1.0 cannot carry these characters at all, escaped or not.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -101,7 +101,7 @@ def _suite(report: DriftReport, role: str) -> ET.Element:
     outcomes: list[str] = []
     # A host that could not be collected at all is unknown for every collector.
     whole = [f for f in findings if f.collector == WHOLE]
-    for collector in compared_collectors(report) or [WHOLE]:
+    for collector in list(report.collectors) or [WHOLE]:
         own = [f for f in findings if f.collector == collector and collector != WHOLE]
         case, outcome = _testcase(
             role,

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 
-from driftcheck.drift import DriftReport, Finding, State
+from driftcheck.findings import DriftReport, Finding, State
 
-from .common import collector_label, key_label, listed_findings, per_host
+from .common import collector_label, key_label, listed_findings, per_host, plural
 
 #: Findings listed at most; the rest are counted ("... and N more").
 MAX_ROWS = 50
@@ -60,59 +60,72 @@ def _values(finding: Finding) -> str:
     return "<br>".join(lines)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def render(report: DriftReport) -> str:
     """The report as GitHub-flavoured Markdown (tables; no links, no raw HTML but <br>)."""
-    counts = report.counts
-    out: list[str] = [
+    out = [*_verdict(report), *_uncollected(report), *_findings(report), *_set_aside(report)]
+    return "\n".join(out) + "\n"
+
+
+def _verdict(report: DriftReport) -> list[str]:
+    """Heading, verdict sentence, counts by state and how many hosts were collected."""
+    complete = len(report.hosts) - len(report.uncollected)
+    return [
         f"## driftcheck: {report.verdict}",
         "",
         f"**Verdict: {report.verdict}** (exit status {report.exit_code}): "
         f"{text(', '.join(report.targets))} compared with {text(report.reference)}, "
-        f"{_plural(report.compared_keys, 'key')} compared, "
+        f"{plural(report.compared_keys, 'key')} compared, "
         f"report generated {text(report.generated_at)}.",
         "",
         "| state | findings |",
         "|---|---:|",
-        *(f"| {state} | {n} |" for state, n in counts.items()),
+        *(f"| {state} | {n} |" for state, n in report.counts.items()),
         "",
+        f"Hosts collected completely: {complete} of {len(report.hosts)}.",
     ]
-    ok = sum(1 for h in report.hosts if h.status == "ok")
-    out.append(f"Hosts collected completely: {ok} of {len(report.hosts)}.")
-    bad = [h for h in report.hosts if h.status != "ok"]
-    if bad:
-        out += [
-            "",
-            "### Hosts not collected completely",
-            "",
-            "| host | environment | status | why |",
-            "|---|---|---|---|",
-        ]
-        out += [
+
+
+def _uncollected(report: DriftReport) -> list[str]:
+    """The table of hosts not collected completely, if any."""
+    if not report.uncollected:
+        return []
+    return [
+        "",
+        "### Hosts not collected completely",
+        "",
+        "| host | environment | status | why |",
+        "|---|---|---|---|",
+        *(
             f"| {text(h.name)} | {text(h.environment)} | {text(h.status)} | {code(h.error)} |"
-            for h in bad
-        ]
+            for h in report.uncollected
+        ),
+    ]
+
+
+def _findings(report: DriftReport) -> list[str]:
+    """The first :data:`MAX_ROWS` findings, drift first, then incomplete."""
     listed = listed_findings(report)
-    out += ["", "### Findings", ""]
+    out = ["", "### Findings", ""]
     if not listed:
-        out.append("No drift and no unknown data.")
-    else:
-        out += [
-            "| role | collector | key | state | values per host |",
-            "|---|---|---|---|---|",
-        ]
-        out += [
-            f"| {text(f.role)} | {text(collector_label(f.collector))} | {code(key_label(f))} "
-            f"| {f.state.value} | {_values(f)} |"
-            for f in listed[:MAX_ROWS]
-        ]
-        if len(listed) > MAX_ROWS:
-            out += ["", f"... and {len(listed) - MAX_ROWS} more (see the JSON or HTML report)."]
-    waived, ignored = counts[State.WAIVED.value], counts[State.IGNORED.value]
+        return [*out, "No drift and no unknown data."]
     out += [
+        "| role | collector | key | state | values per host |",
+        "|---|---|---|---|---|",
+    ]
+    out += [
+        f"| {text(f.role)} | {text(collector_label(f.collector))} | {code(key_label(f))} "
+        f"| {f.state.value} | {_values(f)} |"
+        for f in listed[:MAX_ROWS]
+    ]
+    if len(listed) > MAX_ROWS:
+        out += ["", f"... and {len(listed) - MAX_ROWS} more (see the JSON or HTML report)."]
+    return out
+
+
+def _set_aside(report: DriftReport) -> list[str]:
+    """What the rules accepted (counted) and the stale waivers (listed)."""
+    waived, ignored = report.counts[State.WAIVED.value], report.counts[State.IGNORED.value]
+    out = [
         "",
         f"Not drift: {waived} waived, {ignored} ignored by the inventory's rules "
         "(listed in the JSON and HTML reports).",
@@ -125,9 +138,9 @@ def render(report: DriftReport) -> str:
             "",
         ]
         out += [
-            f"- line {w.selector.line}: {code(w.selector.text)}"
-            f"{' (' + text(w.selector.collector) + ')' if w.selector.collector else ''}, "
+            f"- line {w.line}: {code(w.key)}"
+            f"{' (' + text(w.collector) + ')' if w.collector else ''}, "
             f"owner {text(w.owner)}, expires {w.expires.isoformat()}: {code(w.reason)}"
             for w in report.stale_waivers
         ]
-    return "\n".join(out) + "\n"
+    return out

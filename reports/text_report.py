@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from driftcheck.drift import DriftReport, State
+from driftcheck.findings import DriftReport, Finding, State
 
 from .common import collector_label, key_label, listed_findings, per_host
 
@@ -56,6 +56,17 @@ def render(report: DriftReport, color: bool = False, width: int | None = None) -
         emoji=False,
         markup=False,
     )
+    _print_verdict(console, report)
+    _print_uncollected(console, report)
+    _print_findings(console, report)
+    _print_set_aside(console, report)
+    out = console.file
+    assert isinstance(out, io.StringIO)
+    return out.getvalue()
+
+
+def _print_verdict(console: Console, report: DriftReport) -> None:
+    """The headline with the exit status, then the findings per state."""
     verdict_style = "green" if report.exit_code == 0 else "bold red"
     headline = Text("driftcheck: ")
     headline.append(report.verdict, style=verdict_style)
@@ -73,22 +84,30 @@ def render(report: DriftReport, color: bool = False, width: int | None = None) -
         counts.add_row(Text(state.value, style=_STYLE.get(state, "") if n else "dim"), str(n))
     console.print(counts)
 
-    bad = [h for h in report.hosts if h.status != "ok"]
-    ok = len(report.hosts) - len(bad)
-    console.print(Text(f"hosts collected completely: {ok} of {len(report.hosts)}"))
-    if bad:
-        hosts = Table(title="hosts not collected completely", box=box.SIMPLE, title_justify="left")
-        for column in ("host", "environment", "status", "why"):
-            hosts.add_column(column, overflow="fold")
-        for h in bad:
-            hosts.add_row(_safe(h.name), _safe(h.environment), _safe(h.status), _safe(h.error))
-        console.print(hosts)
 
+def _print_uncollected(console: Console, report: DriftReport) -> None:
+    """How many hosts were collected completely, and why the others were not."""
+    bad = report.uncollected
+    console.print(
+        Text(f"hosts collected completely: {len(report.hosts) - len(bad)} of {len(report.hosts)}")
+    )
+    if not bad:
+        return
+    hosts = Table(title="hosts not collected completely", box=box.SIMPLE, title_justify="left")
+    for column in ("host", "environment", "status", "why"):
+        hosts.add_column(column, overflow="fold")
+    for h in bad:
+        hosts.add_row(_safe(h.name), _safe(h.environment), _safe(h.status), _safe(h.error))
+    console.print(hosts)
+
+
+def _print_findings(console: Console, report: DriftReport) -> None:
+    """One table per role and collector, at most :data:`MAX_ROWS` rows each."""
     listed = listed_findings(report)
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, f in enumerate(listed):
-        groups.setdefault((f.role, f.collector), []).append(i)
-    for (role, collector), indexes in sorted(groups.items()):
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in listed:
+        groups.setdefault((f.role, f.collector), []).append(f)
+    for (role, collector), findings in sorted(groups.items()):
         table = Table(
             title=f"role {role}, {collector_label(collector)}",
             title_justify="left",
@@ -98,32 +117,35 @@ def render(report: DriftReport, color: bool = False, width: int | None = None) -
         table.add_column("state", no_wrap=True)
         table.add_column("key", overflow="fold", ratio=1)
         table.add_column("values per host", overflow="fold", ratio=2)
-        for i in indexes[:MAX_ROWS]:
-            f = listed[i]
-            values = Text("\n").join(
-                _safe(f"{host}: {shown}") for host, shown in per_host(f)
+        for f in findings[:MAX_ROWS]:
+            table.add_row(
+                Text(f.state.value, style=_STYLE.get(f.state, "")), _safe(key_label(f)), _values(f)
             )
-            for label, extra in (("why", f.explanation), ("note", f.note)):
-                if extra:
-                    values.append("\n")
-                    values.append_text(_safe(f"{label}: {extra}"))
-            table.add_row(Text(f.state.value, style=_STYLE.get(f.state, "")), _safe(key_label(f)),
-                          values)
-        if len(indexes) > MAX_ROWS:
-            table.caption = f"... and {len(indexes) - MAX_ROWS} more"
+        if len(findings) > MAX_ROWS:
+            table.caption = f"... and {len(findings) - MAX_ROWS} more"
         console.print(table)
     if not listed:
         console.print(Text("no drift and no unknown data", style="green"))
 
+
+def _values(f: Finding) -> Text:
+    """Each host's value (or why it is unknown), then the explanation and the note."""
+    values = Text("\n").join(_safe(f"{host}: {shown}") for host, shown in per_host(f))
+    for label, extra in (("why", f.explanation), ("note", f.note)):
+        if extra:
+            values.append("\n")
+            values.append_text(_safe(f"{label}: {extra}"))
+    return values
+
+
+def _print_set_aside(console: Console, report: DriftReport) -> None:
+    """What the rules accepted (counted) and the stale waivers (listed)."""
     waived, ignored = report.counts[State.WAIVED.value], report.counts[State.IGNORED.value]
     console.print(Text(f"not drift: {waived} waived, {ignored} ignored by the inventory's rules"))
     for w in report.stale_waivers:
         console.print(
             _safe(
-                f"stale waiver (matches nothing), line {w.selector.line}: {w.selector.text} "
+                f"stale waiver (matches nothing), line {w.line}: {w.key} "
                 f"owner {w.owner}, expires {w.expires.isoformat()}: {w.reason}"
             )
         )
-    out = console.file
-    assert isinstance(out, io.StringIO)
-    return out.getvalue()

@@ -6,9 +6,10 @@ from datetime import date
 from pathlib import Path
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.drift import DriftReport, compare
+from driftcheck.findings import DriftReport
 from driftcheck.inventory import parse_inventory
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
+from driftcheck.pipeline import build_report
 from tests.helpers import snapshot
 
 SCRIPT = "<script>alert(1)</script>"
@@ -46,11 +47,15 @@ def hostile() -> DriftReport:
     prod_sysctl = {"kernel.printk": "4 4 1 7", "vm.swappiness": "10"}
     snaps = {
         "prod1": snapshot(
-            "prod1", "production", ["web"],
+            "prod1",
+            "production",
+            ["web"],
             {"packages": prod_pkgs, "sysctl": prod_sysctl, "apps": {"myapp": "1.0"}},
         ),
         "prod2": snapshot(
-            "prod2", "production", ["web"],
+            "prod2",
+            "production",
+            ["web"],
             {
                 "packages": prod_pkgs,
                 "sysctl": {**prod_sysctl, "vm.swappiness": "60"},
@@ -58,7 +63,9 @@ def hostile() -> DriftReport:
             },
         ),
         "stg1": snapshot(
-            "stg1", "staging", ["web"],
+            "stg1",
+            "staging",
+            ["web"],
             {
                 "packages": {
                     "openssl": "3.0.2",
@@ -73,7 +80,9 @@ def hostile() -> DriftReport:
             },
         ),
         "prod-db1": snapshot(
-            "prod-db1", "production", ["db"],
+            "prod-db1",
+            "production",
+            ["db"],
             {"packages": {"postgresql": "15"}, "sysctl": {}, "apps": {}},
         ),
         "stg-db1": snapshot(
@@ -81,7 +90,7 @@ def hostile() -> DriftReport:
         ),
     }
     collectors = [BY_NAME["packages"], BY_NAME["sysctl"], BY_NAME["apps"]]
-    return compare(
+    return build_report(
         inv,
         snaps,
         collectors,

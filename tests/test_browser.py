@@ -17,8 +17,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.drift import DriftReport, compare
+from driftcheck.findings import DriftReport
 from driftcheck.model import HostStatus
+from driftcheck.pipeline import build_report
 from driftcheck.reports import Format, render
 from tests.helpers import inventory, snapshot
 
@@ -139,7 +140,7 @@ def rich() -> DriftReport:
         ),
     }
     collectors = [BY_NAME["files"], BY_NAME["sysctl"], BY_NAME["packages"]]
-    return compare(inv, snaps, collectors, "2026-01-01T00:00:00Z")
+    return build_report(inv, snaps, collectors, "2026-01-01T00:00:00Z")
 
 
 def visible_keys(page: Page) -> list[str]:
@@ -290,7 +291,7 @@ def hostile() -> DriftReport:
             "stg2", "staging", ["web"], {}, HostStatus.FAILED, f"refused {HOSTILE} {CLOSER}"
         ),
     }
-    return compare(inv, snaps, [BY_NAME["files"], BY_NAME["sysctl"]], "2026-01-01T00:00:00Z")
+    return build_report(inv, snaps, [BY_NAME["files"], BY_NAME["sysctl"]], "2026-01-01T00:00:00Z")
 
 
 def test_hostile_data_stays_text(page: Watched, tmp_path: Path) -> None:
@@ -335,7 +336,7 @@ def big(n_per_block: int = 2500) -> DriftReport:
         "stg-web1": snapshot("stg-web1", "staging", ["web"], facts("s")),
         "stg-db1": snapshot("stg-db1", "staging", ["db"], facts("s")),
     }
-    return compare(inv, snaps, [BY_NAME["sysctl"], BY_NAME["packages"]], "now")
+    return build_report(inv, snaps, [BY_NAME["sysctl"], BY_NAME["packages"]], "now")
 
 
 def test_ten_thousand_findings_stay_responsive(page: Watched, tmp_path: Path) -> None:

@@ -126,12 +126,25 @@ def test_report_uses_only_runs_of_its_own_inventory(env: Path) -> None:
 def test_several_reports_from_one_comparison(env: Path) -> None:
     inv = str(env / "inv.yaml")
     code, out, err = invoke(
-        "check", "-i", inv,
-        "-f", "html", "-o", str(env / "r.html"),
-        "-f", "json", "-o", str(env / "r.json"),
-        "-f", "junit", "-o", str(env / "r.xml"),
-        "-o", str(env / "r.md"),  # formats of the last two come from their suffixes
-        "-o", str(env / "r.txt"),
+        "check",
+        "-i",
+        inv,
+        "-f",
+        "html",
+        "-o",
+        str(env / "r.html"),
+        "-f",
+        "json",
+        "-o",
+        str(env / "r.json"),
+        "-f",
+        "junit",
+        "-o",
+        str(env / "r.xml"),
+        "-o",
+        str(env / "r.md"),  # formats of the last two come from their suffixes
+        "-o",
+        str(env / "r.txt"),
     )
     assert code == 0, err
     assert out == ""

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.inventory import CollectSettings
 from driftcheck.lab import Lab, LabHostSpec
-from driftcheck.model import ParseResult, SectionStatus
+from driftcheck.model import CollectSettings, ParseResult, SectionStatus
 from driftcheck.script import Section, build_script, new_marker, split_output
 
 COLLECTOR = BY_NAME["config_origin"]
@@ -31,7 +30,7 @@ def run(
     """One section through the combined script, as the pipeline runs it."""
     collector = BY_NAME[name]
     marker = new_marker()
-    section = Section(name, collector.shell(settings), 60, collector.requires)
+    section = Section(name, collector.shell_for(settings), 60, collector.requires)
     proc = subprocess.run(
         argv or ["env", "-i", "HOME=/root", "sh", "-s"],
         input=build_script([section], marker).encode(),
@@ -59,7 +58,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def test_default_settings_mean_no_files_and_no_facts() -> None:
-    assert COLLECTOR.shell(CollectSettings()) == ":"
+    assert COLLECTOR.shell_for(CollectSettings()) == ":"
     assert COLLECTOR.parse("") == ParseResult()
     status, out = run(CollectSettings())
     assert status is SectionStatus.OK
@@ -129,7 +128,7 @@ def test_busybox_runs_it_like_dash(tree: Path, tmp_path: Path) -> None:
     for applet in ("sh", "awk", "sed", "sort", "find", "readlink", "stat", "sha1sum"):
         (bindir / applet).symlink_to(busybox)
     settings = CollectSettings(files=(f"{tree}/app.d/", "/etc/ssh/ssh_config", "/bin/sh"))
-    body = COLLECTOR.shell(settings)
+    body = COLLECTOR.shell_for(settings)
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "LC_ALL": "C"}
     dash = subprocess.run(["sh", "-c", body], capture_output=True, env=env, check=True)
     bbox = subprocess.run(
@@ -168,7 +167,7 @@ def test_edited_conffile_is_modified_only_where_it_was_edited() -> None:
         files=("/etc/ssh/ssh_config", "/etc/sysctl.conf", "/etc/co/local.conf")
     )
     marker = new_marker()
-    section = Section(COLLECTOR.name, COLLECTOR.shell(settings), 60, COLLECTOR.requires)
+    section = Section(COLLECTOR.name, COLLECTOR.shell_for(settings), 60, COLLECTOR.requires)
     script = build_script([section], marker)
     local = {"/etc/co/local.conf": "a = 1\n"}
     with Lab() as lab:

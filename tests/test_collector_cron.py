@@ -10,10 +10,11 @@ import pytest
 
 from driftcheck.collectors import BY_NAME
 from driftcheck.collectors.cron import scrub, scrub_line
-from driftcheck.drift import State, compare
-from driftcheck.inventory import CollectSettings, Inventory, load_inventory
+from driftcheck.findings import State
+from driftcheck.inventory import Inventory, load_inventory
 from driftcheck.lab import Lab, LabHostSpec
-from driftcheck.model import HostSnapshot, SectionStatus
+from driftcheck.model import CollectSettings, HostSnapshot, SectionStatus
+from driftcheck.pipeline import build_report
 from driftcheck.redact import REDACTED, Redactor
 from driftcheck.runner import collect_all, now_iso
 from driftcheck.script import Section, build_script, new_marker, split_output
@@ -116,7 +117,7 @@ def test_an_added_line_is_that_line_and_changes_the_file() -> None:
 
 def run_section(settings: CollectSettings) -> tuple[SectionStatus, str]:
     marker = new_marker()
-    section = Section("cron", CRON.shell(settings), 60, CRON.requires)
+    section = Section("cron", CRON.shell_for(settings), 60, CRON.requires)
     result = LocalTransport().run(build_script([section], marker), 120)
     raw = split_output(result.stdout, result.stderr, marker, ["cron"])["cron"]
     return raw.status, raw.stdout
@@ -150,7 +151,7 @@ def test_directory_with_too_many_files_is_incomplete() -> None:
 
 def test_busybox_applets_give_the_same_facts(busybox_bin: str) -> None:
     # Alpine has only busybox: its stat, awk, sha256sum, wc and ash must give the same facts.
-    body = CRON.shell(CollectSettings())
+    body = CRON.shell_for(CollectSettings())
     env = {"LC_ALL": "C"}
     ash = subprocess.run(
         [f"{busybox_bin}/sh", "-c", body],
@@ -209,7 +210,7 @@ def test_lab_cron_drift_is_exactly_the_planted_lines(planted: Planted) -> None:
     inventory, snaps = planted
     assert snaps["prod1"].sections["cron"].status is SectionStatus.OK
     assert snaps["stg1"].sections["cron"].status is SectionStatus.OK
-    report = compare(inventory, snaps, [CRON], now_iso())
+    report = build_report(inventory, snaps, [CRON], now_iso())
     found = {(f.key, f.state) for f in report.findings}
     backup_line = next(k for k, _ in found if k.startswith("/etc/cron.d/backup: 30 2"))
     assert found == {

@@ -6,14 +6,14 @@ import subprocess
 from pathlib import Path
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.inventory import CollectSettings
+from driftcheck.model import CollectSettings
 
 GROUPS = BY_NAME["groups"]
 
 
 def run_shell(group: Path) -> subprocess.CompletedProcess[bytes]:
     """The section's shell against another file, under sh -c like the runner."""
-    body = GROUPS.shell(CollectSettings()).replace("/etc/group", str(group))
+    body = GROUPS.shell_for(CollectSettings()).replace("/etc/group", str(group))
     return subprocess.run(
         ["sh", "-c", body],
         capture_output=True,
@@ -29,7 +29,7 @@ def test_shell_blanks_group_passwords(tmp_path: Path) -> None:
     proc = run_shell(group)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b"wheel::10:alice,bob\nstaff::50:\n"
-    assert b"gshadow" not in GROUPS.shell(CollectSettings()).encode()
+    assert b"gshadow" not in GROUPS.shell_for(CollectSettings()).encode()
 
 
 def test_shell_on_this_machine_never_sends_the_second_field() -> None:

@@ -13,10 +13,11 @@ import pytest
 
 from driftcheck.collectors import BY_NAME
 from driftcheck.collectors.kernel import SHELL, VOLATILE, parse, split_cmdline
-from driftcheck.drift import State, compare
+from driftcheck.findings import State
 from driftcheck.inventory import load_inventory
 from driftcheck.lab import Lab, LabHostSpec
 from driftcheck.model import HostStatus, SectionStatus
+from driftcheck.pipeline import build_report
 from driftcheck.redact import Redactor
 from driftcheck.runner import collect_all, now_iso
 from driftcheck.script import NOT_APPLICABLE_RC
@@ -185,7 +186,7 @@ def test_module_loaded_on_one_side_only_is_drift(lab: Lab, tmp_path: Path) -> No
         assert snap.sections["kernel"].status is SectionStatus.OK
     assert "module.wireguard" not in snaps["prod-web1"].sections["kernel"].facts
     assert snaps["stg-web1"].sections["kernel"].facts["module.wireguard"] == "loaded (OE)"
-    report = compare(inventory, snaps, collectors, now_iso())
+    report = build_report(inventory, snaps, collectors, now_iso())
     found = {(f.collector, f.key, f.state) for f in report.findings}
     assert found == {
         ("kernel", "module.wireguard", State.EXTRA),

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.inventory import CollectSettings
 from driftcheck.lab import Lab, LabHostSpec
-from driftcheck.model import ParseResult, SectionStatus
+from driftcheck.model import CollectSettings, ParseResult, SectionStatus
 from driftcheck.script import Section, build_script, new_marker, split_output
 
 COLLECTOR = BY_NAME["packages"]
@@ -31,7 +30,9 @@ ALPINE_DB = FIXTURES / "alpine318-aarch64" / "installed"
 def script() -> tuple[str, str]:
     """The combined script holding only the packages section, and its marker."""
     marker = new_marker()
-    section = Section(COLLECTOR.name, COLLECTOR.shell(CollectSettings()), 120, COLLECTOR.requires)
+    section = Section(
+        COLLECTOR.name, COLLECTOR.shell_for(CollectSettings()), 120, COLLECTOR.requires
+    )
     return build_script([section], marker), marker
 
 
@@ -77,7 +78,7 @@ def busybox_sed_block(tmp_path: Path) -> bytes:
 
 def apk_block() -> str:
     """The apk block of the section, reading the fixture database instead of /lib/apk."""
-    shell = COLLECTOR.shell(CollectSettings())
+    shell = COLLECTOR.shell_for(CollectSettings())
     start = shell.index("for db in /lib/apk/db/installed")
     block = shell[start : shell.index("done\n", start) + 5]
     return block.replace("/lib/apk/db/installed /usr/lib/apk/db/installed", str(ALPINE_DB))

@@ -14,7 +14,7 @@ import pytest
 
 from driftcheck.collectors import BY_NAME
 from driftcheck.collectors.ports import _proc_address, _ss_address
-from driftcheck.inventory import CollectSettings
+from driftcheck.model import CollectSettings
 from driftcheck.script import NOT_APPLICABLE_RC
 
 PORTS = BY_NAME["ports"]
@@ -36,7 +36,7 @@ def tool_dir(tmp_path: Path, *names: str) -> Path:
 def run_shell(path: str, *prefix: str) -> subprocess.CompletedProcess[bytes]:
     """The section's body under sh -c with the given PATH (the runner's prelude sets PATH)."""
     return subprocess.run(
-        [*prefix, "sh", "-c", PORTS.shell(CollectSettings())],
+        [*prefix, "sh", "-c", PORTS.shell_for(CollectSettings())],
         capture_output=True,
         stdin=subprocess.DEVNULL,
         env={"LC_ALL": "C", "PATH": path},
@@ -59,8 +59,6 @@ def listener() -> Iterator[int]:
     sock.listen()
     yield port
     sock.close()
-
-
 
 
 def test_ss_and_proc_fallback_agree_on_this_machine(tmp_path: Path, listener: int) -> None:

@@ -22,9 +22,8 @@ import pytest
 import yaml
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.inventory import CollectSettings
 from driftcheck.lab import Lab, LabHostSpec
-from driftcheck.model import ParseResult, SectionStatus
+from driftcheck.model import CollectSettings, ParseResult, SectionStatus
 from driftcheck.script import Section, build_script, new_marker, split_output
 from driftcheck.transports.local import LocalTransport
 
@@ -52,7 +51,7 @@ print(json.dumps(facts))
 
 def run_local(settings: CollectSettings) -> tuple[SectionStatus, ParseResult, str]:
     marker = new_marker()
-    section = Section(COLLECTOR.name, COLLECTOR.shell(settings), 60, COLLECTOR.requires)
+    section = Section(COLLECTOR.name, COLLECTOR.shell_for(settings), 60, COLLECTOR.requires)
     result = LocalTransport().run(build_script([section], marker), 120)
     raw = split_output(result.stdout, result.stderr, marker, [COLLECTOR.name])[COLLECTOR.name]
     return raw.status, COLLECTOR.parse(raw.stdout), raw.stderr
@@ -74,7 +73,7 @@ def test_a_python3_first_on_path_is_not_the_system_python(tmp_path: Path) -> Non
     impostor = tmp_path / "python3"
     impostor.write_text("#!/bin/sh\necho 9.9.9\necho /nonexistent/site-packages\n")
     impostor.chmod(0o755)
-    body = COLLECTOR.shell(CollectSettings())
+    body = COLLECTOR.shell_for(CollectSettings())
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "LC_ALL": "C"}
     proc = subprocess.run(["/bin/sh", "-c", body], capture_output=True, env=env, check=True)
     parsed = COLLECTOR.parse(proc.stdout.decode("utf-8", "backslashreplace"))
@@ -121,7 +120,7 @@ def test_busybox_gives_the_same_bytes(tmp_path: Path) -> None:
         (bindir / applet).symlink_to(busybox)
     venv = tmp_path / "venv"
     make_venv(venv, {"six": "1.16.0"})
-    body = COLLECTOR.shell(CollectSettings(python=(str(venv), str(tmp_path / "gone"))))
+    body = COLLECTOR.shell_for(CollectSettings(python=(str(venv), str(tmp_path / "gone"))))
     outputs = []
     for shell, path in (("/bin/dash", "/usr/bin:/bin"), (str(bindir / "sh"), f"{bindir}:/usr/bin")):
         env = {"PATH": path, "LC_ALL": "C"}
@@ -230,7 +229,9 @@ def test_planted_venv_version_is_the_only_python_finding(lab: Lab, tmp_path: Pat
 @pytest.mark.lab
 def test_no_python_and_no_venv_is_not_applicable(lab: Lab) -> None:
     marker = new_marker()
-    section = Section(COLLECTOR.name, COLLECTOR.shell(CollectSettings()), 60, COLLECTOR.requires)
+    section = Section(
+        COLLECTOR.name, COLLECTOR.shell_for(CollectSettings()), 60, COLLECTOR.requires
+    )
     proc = lab.exec("py-none", ["sh", "-s"], input=build_script([section], marker))
     raw = split_output(proc.stdout.encode(), proc.stderr.encode(), marker, [COLLECTOR.name])[
         COLLECTOR.name

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.drift import State, compare
-from driftcheck.inventory import CollectSettings, Inventory, load_inventory
+from driftcheck.findings import State
+from driftcheck.inventory import Inventory, load_inventory
 from driftcheck.lab import Lab, LabHostSpec
-from driftcheck.model import HostSnapshot, SectionStatus
+from driftcheck.model import CollectSettings, HostSnapshot, SectionStatus
+from driftcheck.pipeline import build_report
 from driftcheck.redact import Redactor
 from driftcheck.runner import collect_all, now_iso
 from driftcheck.script import NOT_APPLICABLE_RC
@@ -31,7 +32,7 @@ def test_without_systemctl_the_section_is_not_applicable(shell: str, tmp_path: P
         pytest.fail("busybox is not installed: apt-get install busybox (see .ci/run)")
     argv = [str(busybox), "sh"] if shell == "busybox" else [shell]
     proc = subprocess.run(
-        [*argv, "-c", SERVICES.shell(CollectSettings())],
+        [*argv, "-c", SERVICES.shell_for(CollectSettings())],
         env={"PATH": str(tmp_path)},  # an empty directory: no systemctl, no anything
         capture_output=True,
         text=True,
@@ -132,7 +133,7 @@ def test_lab_hosts_report_unit_files(planted: Planted) -> None:
 @pytest.mark.lab
 def test_lab_disabled_service_is_exactly_the_drift(planted: Planted) -> None:
     inventory, snaps = planted
-    report = compare(inventory, snaps, [SERVICES], now_iso())
+    report = build_report(inventory, snaps, [SERVICES], now_iso())
     found = {(f.key, f.state): f.values for f in report.findings}
     assert found == {
         ("ssh.service", State.CHANGED): {"prod1": "enabled", "stg1": "disabled"},

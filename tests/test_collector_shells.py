@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME, REGISTRY, Collector
-from driftcheck.inventory import AppSource, CollectSettings
-from driftcheck.model import SectionStatus
+from driftcheck.model import AppSource, CollectSettings, SectionStatus
 from driftcheck.script import Section, build_script, new_marker, split_output
 from driftcheck.transports.local import LocalTransport
 
 
 def run_section(collector: Collector, settings: CollectSettings) -> tuple[SectionStatus, str]:
     marker = new_marker()
-    section = Section(collector.name, collector.shell(settings), 60, collector.requires)
+    section = Section(collector.name, collector.shell_for(settings), 60, collector.requires)
     result = LocalTransport().run(build_script([section], marker), 120)
     raw = split_output(result.stdout, result.stderr, marker, [collector.name])[collector.name]
     return raw.status, raw.stdout
@@ -60,7 +59,7 @@ def test_sysctl_section_is_ok_when_busybox_cannot_read_some_keys(busybox_bin: st
     # Alpine's busybox sysctl exits 1 over keys like stable_secret that no host can read.
     marker = new_marker()
     script = build_script(
-        [Section("sysctl", BY_NAME["sysctl"].shell(CollectSettings()), 60)], marker
+        [Section("sysctl", BY_NAME["sysctl"].shell_for(CollectSettings()), 60)], marker
     )
     proc = subprocess.run(
         ["/usr/bin/busybox", "sh", "-s"],

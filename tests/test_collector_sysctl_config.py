@@ -16,10 +16,11 @@ import pytest
 
 from driftcheck.collectors import BY_NAME
 from driftcheck.collectors.sysctl_config import PROCPS, SHELL, SYSTEMD, normalize_key, parse, scrub
-from driftcheck.drift import State, compare
+from driftcheck.findings import State
 from driftcheck.inventory import load_inventory
 from driftcheck.lab import Lab, LabHostSpec
 from driftcheck.model import HostStatus, SectionStatus
+from driftcheck.pipeline import build_report
 from driftcheck.redact import REDACTED, Redactor
 from driftcheck.runner import collect_all, now_iso
 from driftcheck.script import NOT_APPLICABLE_RC
@@ -312,7 +313,7 @@ def test_planted_sysctl_drift(lab: Lab, tmp_path: Path) -> None:
     assert config("stg-web1")["net.core.somaxconn"] == {"value": "1024", "file": APP_CONF}
     assert "vm.swappiness" not in config("stg-web1")
 
-    report = compare(inventory, snaps, collectors, now_iso())
+    report = build_report(inventory, snaps, collectors, now_iso())
     found = {(f.role, f.collector, f.key, f.state) for f in report.findings}
     assert found == {
         ("app", "sysctl", "net.ipv4.tcp_keepalive_time", State.CHANGED),

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.inventory import CollectSettings
+from driftcheck.model import CollectSettings
 
 USERS = BY_NAME["users"]
 HASH = "$6$salt$0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
@@ -14,7 +14,7 @@ HASH = "$6$salt$0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
 
 def run_shell(passwd: Path, max_lines: int | None = None) -> subprocess.CompletedProcess[bytes]:
     """The section's shell against another file, under sh -c like the runner."""
-    body = USERS.shell(CollectSettings()).replace("/etc/passwd", str(passwd))
+    body = USERS.shell_for(CollectSettings()).replace("/etc/passwd", str(passwd))
     if max_lines is not None:
         body = body.replace("-v max=100000", f"-v max={max_lines}")
     return subprocess.run(
@@ -46,7 +46,7 @@ def test_shell_on_this_machine_never_sends_the_second_field() -> None:
     assert proc.returncode == 0
     lines = [line for line in proc.stdout.split(b"\n") if b":" in line]
     assert lines and all(line.split(b":")[1] == b"" for line in lines)
-    assert b"shadow" not in USERS.shell(CollectSettings()).encode()
+    assert b"shadow" not in USERS.shell_for(CollectSettings()).encode()
 
 
 def test_too_large_a_file_is_an_error_not_a_cut_list(tmp_path: Path) -> None:

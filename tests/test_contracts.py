@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME, REGISTRY, Collector
-from driftcheck.inventory import AppSource, CollectSettings
+from driftcheck.model import AppSource, CollectSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SETTINGS = (
@@ -35,9 +35,9 @@ def test_names_are_unique_and_stable() -> None:
 def test_collector_is_well_formed(collector: Collector) -> None:
     assert collector.description
     for settings in SETTINGS:
-        shell = collector.shell(settings)
+        shell = collector.shell_for(settings)
         assert shell.strip()
-        assert 0 < collector.timeout(settings) <= 3600
+        assert 0 < collector.timeout_for(settings) <= 3600
     parsed = collector.parse("")
     assert parsed.facts == {} and parsed.errors == {}
     cases = [d for d in (FIXTURES / collector.name).glob("*") if d.is_dir()]

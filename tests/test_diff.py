@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from driftcheck.collectors import BY_NAME, REGISTRY
-from driftcheck.drift import WHOLE, DriftReport, State, compare
+from driftcheck.drift import compare
+from driftcheck.findings import WHOLE, DriftReport, State
 from driftcheck.inventory import parse_inventory
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from tests.helpers import inventory, snapshot

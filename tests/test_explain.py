@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.drift import compare
+from driftcheck.pipeline import build_report
 from tests.helpers import inventory, snapshot
 
 INV = inventory({"prod1": ("production", ["web"]), "stg1": ("staging", ["web"])})
@@ -15,7 +15,7 @@ def why(prod: dict[str, dict[str, object]], stg: dict[str, dict[str, object]]) -
         "prod1": snapshot("prod1", "production", ["web"], prod),
         "stg1": snapshot("stg1", "staging", ["web"], stg),
     }
-    findings = compare(INV, snaps, COLLECTORS, "now").findings
+    findings = build_report(INV, snaps, COLLECTORS, "now").findings
     return {f.key: f.explanation for f in findings if f.state.value != "incomplete"}
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.inventory import AppSource, CollectSettings
-from driftcheck.model import ParseResult
+from driftcheck.model import AppSource, CollectSettings, ParseResult
 from driftcheck.redact import Redactor
 
 FILES = BY_NAME["files"]
@@ -19,7 +18,7 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 def run(settings: CollectSettings, as_nobody: bool = False) -> tuple[str, ParseResult]:
-    argv = [*(NOBODY if as_nobody else []), "sh", "-c", FILES.shell(settings)]
+    argv = [*(NOBODY if as_nobody else []), "sh", "-c", FILES.shell_for(settings)]
     out = subprocess.run(
         argv, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL
     ).stdout
@@ -88,7 +87,7 @@ def test_busybox_gives_the_same_facts(tmp_path: Path, name: str, busybox_bin: st
         files=(f"{tree}/", f"{tree}/*.ini"),
         apps=(AppSource("cmd", "command", "echo 1.2"), AppSource("f", "file", f"{tree}/a.ini")),
     )
-    shell = BY_NAME[name].shell(settings)
+    shell = BY_NAME[name].shell_for(settings)
     debian = subprocess.run(
         ["sh", "-c", shell],
         capture_output=True,

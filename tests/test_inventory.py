@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from driftcheck.errors import InventoryError
-from driftcheck.inventory import AppSource, load_inventory, parse_inventory
+from driftcheck.inventory import load_inventory, parse_inventory
+from driftcheck.model import AppSource
 
 ROOT = Path(__file__).resolve().parent.parent
 

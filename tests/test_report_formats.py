@@ -10,8 +10,9 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 from markdown_it import MarkdownIt
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.drift import DriftReport, compare
+from driftcheck.findings import DriftReport
 from driftcheck.model import SectionResult, SectionStatus
+from driftcheck.pipeline import build_report
 from driftcheck.reports import Format, junit_report, markdown_report, render, text_report
 from tests.golden_sample import LINES, PIPES, SCRIPT, TICKS, hostile
 from tests.helpers import inventory, snapshot
@@ -57,8 +58,20 @@ def test_markdown_tables_survive_hostile_values() -> None:
     cells = _as_html(render(hostile(), Format.MARKDOWN))
     # No tag from collected data: only what the renderer itself writes.
     assert set(cells.tags) <= {
-        "h2", "h3", "p", "strong", "table", "thead", "tbody", "tr", "th", "td", "code", "br",
-        "ul", "li",
+        "h2",
+        "h3",
+        "p",
+        "strong",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "code",
+        "br",
+        "ul",
+        "li",
     }
     widths = {len(row) for row in cells.rows}
     assert widths == {2, 4, 5}, cells.rows  # counts, hosts, findings: never split or merged
@@ -71,8 +84,25 @@ def test_markdown_tables_survive_hostile_values() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [SCRIPT, PIPES, TICKS, LINES, "`", "``", "a\\", "\\|", "\\\\|", "[x](http://e.com)", "*b*",
-     " lead", "trail ", "|", "&lt;", "<br>", "\x1b[31mred"],
+    [
+        SCRIPT,
+        PIPES,
+        TICKS,
+        LINES,
+        "`",
+        "``",
+        "a\\",
+        "\\|",
+        "\\\\|",
+        "[x](http://e.com)",
+        "*b*",
+        " lead",
+        "trail ",
+        "|",
+        "&lt;",
+        "<br>",
+        "\x1b[31mred",
+    ],
 )
 def test_markdown_code_span_is_exact_and_inert(value: str) -> None:
     row = f"| {markdown_report.code(value)} | {markdown_report.text(value)} |"
@@ -94,7 +124,7 @@ def test_markdown_caps_rows() -> None:
         "prod1": snapshot("prod1", "production", ["web"], {"sysctl": facts}),
         "stg1": snapshot("stg1", "staging", ["web"], {"sysctl": {}}),
     }
-    report = compare(inv, snaps, [BY_NAME["sysctl"]], "now")
+    report = build_report(inv, snaps, [BY_NAME["sysctl"]], "now")
     text = render(report, Format.MARKDOWN)
     assert text.count("| sysctl |") == markdown_report.MAX_ROWS
     assert "... and 10 more" in text
@@ -124,7 +154,10 @@ def test_junit_parses_with_consistent_counts() -> None:
     assert list(web) == ["packages", "sysctl", "apps"]
     failures = [r for r in web["packages"].result if isinstance(r, Failure)]
     assert sorted(f.message for f in failures) == [
-        f"changed: {SCRIPT}", "changed: evil|pkg", "extra: curl", "missing: nginx"
+        f"changed: {SCRIPT}",
+        "changed: evil|pkg",
+        "extra: curl",
+        "missing: nginx",
     ]
     changed = next(f for f in failures if f.message == f"changed: {SCRIPT}")
     assert changed.type == "changed"
@@ -145,7 +178,7 @@ def test_junit_clean_report_passes_and_not_applicable_is_skipped() -> None:
         "prod1": snapshot("prod1", "production", ["web"], {"sysctl": {"a": "1"}, "packages": na}),
         "stg1": snapshot("stg1", "staging", ["web"], {"sysctl": {"a": "1"}, "packages": na}),
     }
-    report = compare(inv, snaps, [BY_NAME["sysctl"], BY_NAME["packages"]], "now")
+    report = build_report(inv, snaps, [BY_NAME["sysctl"], BY_NAME["packages"]], "now")
     assert report.exit_code == 0
     xml = JUnitXml.fromstring(junit_report.render(report))
     cases = {c.name: _outcome(c) for s in xml for c in s}
@@ -159,7 +192,7 @@ def test_junit_escapes_and_drops_what_xml_cannot_carry() -> None:
         "prod1": snapshot("prod1", "production", ["web"], {"sysctl": {"k\x01]]>": "1"}}),
         "stg1": snapshot("stg1", "staging", ["web"], {"sysctl": {"k\x01]]>": "\x1b[2J\x00"}}),
     }
-    report = compare(inv, snaps, [BY_NAME["sysctl"]], "now")
+    report = build_report(inv, snaps, [BY_NAME["sysctl"]], "now")
     xml = JUnitXml.fromstring(junit_report.render(report))
     (failure,) = next(iter(next(iter(xml)))).result
     assert failure.message == "changed: k\\x01]]>"
@@ -172,7 +205,7 @@ def _report_with(value: str) -> DriftReport:
         "prod1": snapshot("prod1", "production", ["web"], {"sysctl": {"k": "1"}}),
         "stg1": snapshot("stg1", "staging", ["web"], {"sysctl": {"k": value}}),
     }
-    return compare(inv, snaps, [BY_NAME["sysctl"]], "now")
+    return build_report(inv, snaps, [BY_NAME["sysctl"]], "now")
 
 
 def test_text_is_plain_unless_colour_is_asked() -> None:

@@ -9,8 +9,9 @@ import re
 from html.parser import HTMLParser
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.drift import DriftReport, compare
+from driftcheck.findings import DriftReport
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
+from driftcheck.pipeline import build_report
 from driftcheck.reports import RENDERERS, Format, render
 from tests.helpers import inventory, snapshot
 
@@ -44,7 +45,7 @@ def sample() -> DriftReport:
         "stg1": snapshot("stg1", "staging", ["web"], {"files": tgt, "sysctl": {}}),
         "stg2": snapshot("stg2", "staging", ["web"], {}, HostStatus.FAILED, f"refused {HOSTILE}"),
     }
-    return compare(inv, snaps, [BY_NAME["files"], BY_NAME["sysctl"]], "2026-01-01T00:00:00Z")
+    return build_report(inv, snaps, [BY_NAME["files"], BY_NAME["sysctl"]], "2026-01-01T00:00:00Z")
 
 
 def test_every_format_has_a_renderer() -> None:
@@ -129,13 +130,16 @@ def test_html_shows_summary_then_values_side_by_side() -> None:
 
 def test_not_applicable_sections_are_listed_per_host() -> None:
     inv = inventory({"prod1": ("production", ["web"]), "stg1": ("staging", ["web"])})
-    na = SectionResult("packages", SectionStatus.NOT_APPLICABLE,
-                       error="not applicable: none of dpkg-query, rpm, apk found")
+    na = SectionResult(
+        "packages",
+        SectionStatus.NOT_APPLICABLE,
+        error="not applicable: none of dpkg-query, rpm, apk found",
+    )
     snaps = {
         "prod1": snapshot("prod1", "production", ["web"], {"packages": {"bash": "5.2"}}),
         "stg1": snapshot("stg1", "staging", ["web"], {"packages": na}),
     }
-    report = compare(inv, snaps, [BY_NAME["packages"]], "now")
+    report = build_report(inv, snaps, [BY_NAME["packages"]], "now")
     data = json.loads(render(report, Format.JSON))
     assert data["hosts"][1]["not_applicable"] == {"packages": na.error}
     assert data["hosts"][0]["not_applicable"] == {}

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.drift import DriftReport, compare
 from driftcheck.errors import InventoryError
+from driftcheck.findings import DriftReport
 from driftcheck.inventory import Inventory, parse_inventory
+from driftcheck.pipeline import build_report
 from driftcheck.reports import Format, render
 from tests.helpers import snapshot
 
@@ -39,7 +40,7 @@ def run(
         "prod2": snapshot("prod2", "production", ["web"], {collector: prod}),
         "stg1": snapshot("stg1", "staging", ["web"], {collector: stg}),
     }
-    return compare(inv, snaps, [BY_NAME[collector]], "now", today=TODAY)
+    return build_report(inv, snaps, [BY_NAME[collector]], "now", today=TODAY)
 
 
 def states(report: DriftReport) -> dict[str, str]:

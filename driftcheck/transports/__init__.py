@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from driftcheck.inventory import Host
+from driftcheck.model import Host
 
 from .base import CommandResult, Transport, TransportError
 

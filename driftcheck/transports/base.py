@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from driftcheck.script import PATH
+
 #: The command every transport runs. ``env -i`` gives the script a minimal
 #: environment so nothing from the login session changes what it collects.
-REMOTE_COMMAND = "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C sh -s"
+REMOTE_COMMAND = f"env -i PATH={PATH} LC_ALL=C sh -s"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import fabric
 import paramiko
 
-from driftcheck.inventory import Host
+from driftcheck.model import Host
 
 from .base import REMOTE_COMMAND, CommandResult, TransportError
 
@@ -174,6 +174,29 @@ def _fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} SHA256:{key.fingerprint.split(':', 1)[-1]}"
 
 
+def _open_socket(h: Host) -> socket.socket:
+    """A TCP connection to the host's SSH port, Nagle off; one line on failure."""
+    try:
+        sock = socket.create_connection((h.address, h.port), timeout=h.connect_timeout)
+    except ConnectionRefusedError:
+        raise TransportError(
+            f"connection refused by {h.address}:{h.port} (is sshd running there?)"
+        ) from None
+    except TimeoutError:
+        raise TransportError(
+            f"connection to {h.address}:{h.port} timed out after {h.connect_timeout:g}s"
+        ) from None
+    except socket.gaierror as exc:
+        raise TransportError(f"cannot resolve {h.address!r}: {exc.strerror}") from None
+    except UnicodeError:
+        raise TransportError(f"{h.address!r} is not a valid host name; fix the address") from None
+    except OSError as exc:
+        raise TransportError(f"cannot connect to {h.address}:{h.port}: {exc}") from None
+    # paramiko leaves Nagle on: every small round trip would wait for a delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class SSHTransport:
     """Connects with fabric, verifies the host key, runs the script on one channel."""
 
@@ -188,31 +211,25 @@ class SSHTransport:
         return h.address if h.port == 22 else f"[{h.address}]:{h.port}"
 
     def _connect(self) -> fabric.Connection:
+        """Open the connection: TCP, then the host key check, then authentication."""
         h = self.host
         if h.identity_file is not None and not os.access(h.identity_file, os.R_OK):
             raise TransportError(
                 f"identity_file {h.identity_file} does not exist or is not readable; "
                 "fix the path in the inventory"
             )
+        sock = _open_socket(h)
+        conn = self._connection(sock)
         try:
-            sock = socket.create_connection((h.address, h.port), timeout=h.connect_timeout)
-        except ConnectionRefusedError:
-            raise TransportError(
-                f"connection refused by {h.address}:{h.port} (is sshd running there?)"
-            ) from None
-        except TimeoutError:
-            raise TransportError(
-                f"connection to {h.address}:{h.port} timed out after {h.connect_timeout:g}s"
-            ) from None
-        except socket.gaierror as exc:
-            raise TransportError(f"cannot resolve {h.address!r}: {exc.strerror}") from None
-        except UnicodeError:
-            raise TransportError(
-                f"{h.address!r} is not a valid host name; fix the address"
-            ) from None
-        except OSError as exc:
-            raise TransportError(f"cannot connect to {h.address}:{h.port}: {exc}") from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.open()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            sock.close()
+            raise self._handshake_error(exc) from None
+        return conn
+
+    def _connection(self, sock: socket.socket) -> fabric.Connection:
+        """A fabric connection over ``sock`` that checks host keys our way."""
+        h = self.host
         key_file = str(h.identity_file) if h.identity_file else None
         conn = fabric.Connection(
             h.address,
@@ -245,48 +262,44 @@ class SSHTransport:
             conn.connect_kwargs["disabled_algorithms"] = {
                 "keys": [k for k in offered if k not in wanted]
             }
-        try:
-            conn.open()
-        except HostKeyRefused as exc:
-            sock.close()
-            raise TransportError(str(exc)) from None
-        except paramiko.BadHostKeyException as exc:
-            sock.close()
-            raise TransportError(
+        return conn
+
+    def _handshake_error(self, exc: Exception) -> TransportError:
+        """What went wrong between TCP connect and login, in one line."""
+        h = self.host
+        key_file = str(h.identity_file) if h.identity_file else None
+        if isinstance(exc, HostKeyRefused):
+            return TransportError(str(exc))
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return TransportError(
                 f"host key for {self._target()} does not match {h.known_hosts} (offered "
                 f"{_fingerprint(exc.key)}, expected {_fingerprint(exc.expected_key)}); refusing "
                 "to connect. If the host was reinstalled, verify and update known_hosts"
-            ) from None
-        except paramiko.PasswordRequiredException:
-            sock.close()
-            raise TransportError(
+            )
+        if isinstance(exc, paramiko.PasswordRequiredException):
+            return TransportError(
                 f"identity_file {key_file} is encrypted; load it into ssh-agent and remove "
                 "identity_file from the inventory"
-            ) from None
-        except paramiko.AuthenticationException:
-            sock.close()
-            raise TransportError(
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            return TransportError(
                 f"authentication as {h.user!r} failed"
                 + (f" with key {key_file}" if key_file else " (no identity_file set)")
-            ) from None
-        except paramiko.SSHException as exc:
-            sock.close()
+            )
+        if isinstance(exc, paramiko.SSHException):
             text = str(exc)
             if "not found in known_hosts" in text:
-                raise TransportError(
+                return TransportError(
                     f"host key of {self._target()} is not in {h.known_hosts}; refusing to "
                     "connect. Verify its fingerprint and add it to known_hosts"
-                ) from None
+                )
             if "banner" in text.lower():
-                raise TransportError(
+                return TransportError(
                     f"no SSH banner from {h.address}:{h.port} within {h.connect_timeout:g}s "
                     "(host hung or not an SSH server)"
-                ) from None
-            raise TransportError(f"SSH error: {text}") from None
-        except (OSError, EOFError) as exc:
-            sock.close()
-            raise TransportError(f"connection lost during SSH handshake: {exc}") from None
-        return conn
+                )
+            return TransportError(f"SSH error: {text}")
+        return TransportError(f"connection lost during SSH handshake: {exc}")
 
     def run(self, script: str, timeout: float) -> CommandResult:
         """Open the connection, run the script, collect stdout/stderr until EOF or timeout."""
