@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from driftcheck.collectors import BY_NAME
 from driftcheck.pipeline import build_report
-from tests.helpers import inventory, snapshot
+from tests.support.helpers import inventory, snapshot
 
 INV = inventory({"prod1": ("production", ["web"]), "stg1": ("staging", ["web"])})
 COLLECTORS = [BY_NAME[n] for n in ("packages", "sysctl", "sysctl_config", "files", "config_origin")]

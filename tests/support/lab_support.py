@@ -12,8 +12,7 @@ from pathlib import Path
 
 from driftcheck.lab import NETNS_PREFIX, STATE_DIR, Lab
 from driftcheck.lab.lab import ssh_argv
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
 
 
 def ssh(

@@ -21,8 +21,9 @@ from driftcheck.pipeline import build_report
 from driftcheck.redact import Redactor
 from driftcheck.runner import collect_all, now_iso
 from driftcheck.script import NOT_APPLICABLE_RC
+from tests.support.paths import FIXTURES
 
-CAPTURE = Path(__file__).parent / "fixtures" / "kernel" / "capture.sh"
+CAPTURE = FIXTURES / "kernel" / "capture.sh"
 SU = shutil.which("su") or "/bin/su"
 
 

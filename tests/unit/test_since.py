@@ -9,7 +9,7 @@ from driftcheck.inventory import parse_inventory
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from driftcheck.service import inventory_key, latest_report
 from driftcheck.storage import Store
-from tests.helpers import snapshot
+from tests.support.helpers import snapshot
 
 INV = """\
 defaults: {transport: local}

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from driftcheck.cli import app
-from tests.helpers import run_driftcheck
+from tests.support.helpers import run_driftcheck
 
 pytestmark = pytest.mark.lab
 

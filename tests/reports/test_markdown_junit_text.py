@@ -14,8 +14,8 @@ from driftcheck.findings import DriftReport
 from driftcheck.model import SectionResult, SectionStatus
 from driftcheck.pipeline import build_report
 from driftcheck.reports import Format, junit_report, markdown_report, render, text_report
-from tests.golden_sample import LINES, PIPES, SCRIPT, TICKS, hostile
-from tests.helpers import inventory, snapshot
+from tests.support.golden_sample import LINES, PIPES, SCRIPT, TICKS, hostile
+from tests.support.helpers import inventory, snapshot
 
 
 class _Cells(HTMLParser):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p for p in FIXTURES.glob("*/*") if p.is_dir())
 
 

@@ -1,27 +1,25 @@
 """Golden files: the JSON, Markdown and JUnit renderings of one fixed report.
 
-``tests.golden_sample.hostile()`` builds a report from data (no SSH, fixed
+``tests.support.golden_sample.hostile()`` builds a report from data (no SSH, fixed
 timestamps and "today") with every state, a stale waiver, an unreachable host and
 collected values full of ``<script>``, ``|``, backticks and newlines. Each format
 is rendered and compared byte for byte with ``tests/golden/report.{json,md,xml}``.
 
 After an intended change of a renderer, rewrite the files and review the diff::
 
-    DRIFTCHECK_UPDATE_GOLDEN=1 python -m pytest tests/test_golden.py
+    DRIFTCHECK_UPDATE_GOLDEN=1 python -m pytest tests/reports/test_golden.py
     git diff tests/golden/
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from driftcheck.reports import Format, render
-from tests.golden_sample import hostile
-
-GOLDEN = Path(__file__).resolve().parent / "golden"
+from tests.support.golden_sample import hostile
+from tests.support.paths import GOLDEN
 
 
 @pytest.mark.parametrize(

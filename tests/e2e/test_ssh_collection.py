@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from driftcheck.lab import Lab, LabHostSpec
-from tests.helpers import run_driftcheck
+from tests.support.helpers import run_driftcheck
 
 pytestmark = pytest.mark.lab
 

@@ -9,8 +9,9 @@ import pytest
 from driftcheck.errors import InventoryError
 from driftcheck.inventory import load_inventory, parse_inventory
 from driftcheck.model import AppSource
+from tests.support.paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 GOOD = """\
 defaults:

@@ -10,7 +10,7 @@ from driftcheck.findings import DriftReport
 from driftcheck.inventory import parse_inventory
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from driftcheck.pipeline import build_report
-from tests.helpers import snapshot
+from tests.support.helpers import snapshot
 
 SCRIPT = "<script>alert(1)</script>"
 PIPES = "a | b || c \\| d"

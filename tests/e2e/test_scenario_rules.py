@@ -19,7 +19,7 @@ import yaml
 
 from driftcheck.demo import older_version
 from driftcheck.lab import Lab, LabHostSpec, available_versions
-from tests.helpers import run_driftcheck
+from tests.support.helpers import run_driftcheck
 
 pytestmark = pytest.mark.lab
 

@@ -34,7 +34,7 @@ from driftcheck.lab import (
 from driftcheck.lab.registry import _select_detached
 from driftcheck.lab.state import LabRecord
 from driftcheck.lab.system import boot_id, start_time
-from tests.lab_support import (
+from tests.support.lab_support import (
     lab_mounts,
     lab_netns,
     live_lab_processes,

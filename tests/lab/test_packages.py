@@ -28,7 +28,7 @@ from driftcheck.lab import (
     installed_version,
 )
 from driftcheck.lab.packages import fetch_debs
-from tests.lab_support import lab_mounts, lab_netns, live_lab_processes, ssh
+from tests.support.lab_support import lab_mounts, lab_netns, live_lab_processes, ssh
 
 pytestmark = pytest.mark.lab
 

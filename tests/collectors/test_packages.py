@@ -21,9 +21,10 @@ from driftcheck.collectors import BY_NAME
 from driftcheck.lab import Lab, LabHostSpec
 from driftcheck.model import CollectSettings, ParseResult, SectionStatus
 from driftcheck.script import Section, build_script, new_marker, split_output
+from tests.support.paths import FIXTURES as ALL_FIXTURES
 
 COLLECTOR = BY_NAME["packages"]
-FIXTURES = Path(__file__).parent / "fixtures" / "packages"
+FIXTURES = ALL_FIXTURES / "packages"
 ALPINE_DB = FIXTURES / "alpine318-aarch64" / "installed"
 
 

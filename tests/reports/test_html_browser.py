@@ -2,7 +2,7 @@
 
 Playwright never downloads a browser here: it launches /usr/bin/chromium (the
 ``chromium`` Debian package, installed by .ci/run). Reports are built from data,
-as in test_reports.py, written to tmp_path and opened over file://.
+as in test_json_html.py, written to tmp_path and opened over file://.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from driftcheck.findings import DriftReport
 from driftcheck.model import HostStatus
 from driftcheck.pipeline import build_report
 from driftcheck.reports import Format, render
-from tests.helpers import inventory, snapshot
+from tests.support.helpers import inventory, snapshot
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [

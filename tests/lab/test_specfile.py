@@ -1,6 +1,6 @@
 """YAML lab specs: load_specs() on good files, and one-line PATH:LINE errors on bad ones.
 
-These tests only parse files: no lab is built here (test_lab_detached.py brings
+These tests only parse files: no lab is built here (test_detached.py brings
 up a lab from a YAML spec).
 """
 

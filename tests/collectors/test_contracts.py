@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from driftcheck.collectors import BY_NAME, REGISTRY, Collector
 from driftcheck.model import AppSource, CollectSettings
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SETTINGS = (
     CollectSettings(),
     CollectSettings(

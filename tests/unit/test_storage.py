@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, text
 from driftcheck.errors import DriftcheckError
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from driftcheck.storage import Store
-from tests.helpers import snapshot
-from tests.postgres import postgres_server
+from tests.support.helpers import snapshot
+from tests.support.postgres import postgres_server
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from driftcheck.lab import Lab, LabError, LabHostSpec, host, load_specs
 from driftcheck.lab.host import kernel_state_script
 from driftcheck.lab.spec import parse_modules
-from tests.lab_support import lab_mounts, lab_netns, live_lab_processes, mounts_under, ssh
+from tests.support.lab_support import lab_mounts, lab_netns, live_lab_processes, mounts_under, ssh
 
 CMDLINE = 'BOOT_IMAGE=/vmlinuz-6.1.0-13-amd64 root=/dev/vda1 ro quiet dyndbg="file x.c +p"'
 MODULES = (

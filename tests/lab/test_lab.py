@@ -31,7 +31,7 @@ from driftcheck.lab import (
     cleanup_stale,
     require_root,
 )
-from tests.lab_support import (
+from tests.support.lab_support import (
     lab_mounts,
     lab_netns,
     live_lab_processes,

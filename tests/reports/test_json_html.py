@@ -13,7 +13,7 @@ from driftcheck.findings import DriftReport
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from driftcheck.pipeline import build_report
 from driftcheck.reports import RENDERERS, Format, render
-from tests.helpers import inventory, snapshot
+from tests.support.helpers import inventory, snapshot
 
 HOSTILE = '<script>alert(1)</script>" onmouseover="alert(2)'
 

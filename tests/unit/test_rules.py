@@ -15,7 +15,7 @@ from driftcheck.findings import DriftReport
 from driftcheck.inventory import Inventory, parse_inventory
 from driftcheck.pipeline import build_report
 from driftcheck.reports import Format, render
-from tests.helpers import snapshot
+from tests.support.helpers import snapshot
 
 BASE = """\
 defaults: {transport: local}

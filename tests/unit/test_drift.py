@@ -10,7 +10,7 @@ from driftcheck.drift import compare
 from driftcheck.findings import WHOLE, DriftReport, State
 from driftcheck.inventory import parse_inventory
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
-from tests.helpers import inventory, snapshot
+from tests.support.helpers import inventory, snapshot
 
 INV = inventory(
     {
