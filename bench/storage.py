@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from driftcheck.collectors import REGISTRY
-from driftcheck.model import CollectSettings, Host
+from driftcheck.model import CollectSettings, Host, HostSnapshot
 from driftcheck.redact import Redactor
 from driftcheck.runner import collect_host
 from driftcheck.storage import Store
@@ -57,40 +57,8 @@ def main() -> None:
     base = collect_host(host, REGISTRY, settings, Redactor(b"b" * 32), Transports())
     facts = sum(len(s.facts) for s in base.sections.values())
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.db"
-        store = Store(f"sqlite:///{path}")
-        sizes, seconds = [], []
-        for night in range(args.nights):
-            run = store.start_run("bench", f"night {night}")
-            started = time.perf_counter()
-            for i in range(args.hosts):
-                snap = copy.deepcopy(base)
-                snap.host = f"h{i}"
-                # Real hosts differ at least in their name, so their sysctl
-                # sections are distinct blobs; packages and os are often shared.
-                snap.sections["sysctl"].facts["kernel.hostname"] = f"h{i}"
-                snap.sections["sysctl"].raw += f"kernel.hostname = h{i}\n"
-                if i == 0:  # one real change per night on one host
-                    snap.sections["sysctl"].facts["vm.swappiness"] = str(night)
-                    snap.sections["sysctl"].raw += f"vm.swappiness = {night}\n"
-                store.add_snapshot(run, snap)
-            store.finish_run(run, "done")
-            seconds.append(time.perf_counter() - started)
-            sizes.append(db_bytes(path))
-        rows = Path(tmp) / "rows.db"
-        con = sqlite3.connect(rows)
-        con.execute("create table facts (host text, collector text, key text, value text)")
-        con.executemany(
-            "insert into facts values (?, ?, ?, ?)",
-            [
-                ("h0", c, k, json.dumps(v))
-                for c, s in base.sections.items()
-                for k, v in s.facts.items()
-            ],
-        )
-        con.commit()
-        con.close()
-        per_fact_rows = rows.stat().st_size
+        sizes, seconds = store_nights(base, Path(tmp) / "bench.db", args.hosts, args.nights)
+        per_fact_rows = one_row_per_fact(base, Path(tmp) / "rows.db")
     later = [(b - a) / args.hosts for a, b in itertools.pairwise(sizes)]
     print(f"one host snapshot: {facts} facts, {len(base.sections)} sections")
     print(
@@ -105,6 +73,46 @@ def main() -> None:
         )
     print(f"one row per fact:   {per_fact_rows / 1024:8.1f} KiB for the same snapshot, every night")
     print(f"store time:         {sum(seconds) / len(seconds) / args.hosts * 1000:8.1f} ms per host")
+
+
+def store_nights(
+    base: HostSnapshot, path: Path, hosts: int, nights: int
+) -> tuple[list[int], list[float]]:
+    """Store ``hosts`` copies of ``base`` every night; database size and store time per
+    night."""
+    store = Store(f"sqlite:///{path}")
+    sizes, seconds = [], []
+    for night in range(nights):
+        run = store.start_run("bench", f"night {night}")
+        started = time.perf_counter()
+        for i in range(hosts):
+            snap = copy.deepcopy(base)
+            snap.host = f"h{i}"
+            # Real hosts differ at least in their name, so their sysctl
+            # sections are distinct blobs; packages and os are often shared.
+            snap.sections["sysctl"].facts["kernel.hostname"] = f"h{i}"
+            snap.sections["sysctl"].raw += f"kernel.hostname = h{i}\n"
+            if i == 0:  # one real change per night on one host
+                snap.sections["sysctl"].facts["vm.swappiness"] = str(night)
+                snap.sections["sysctl"].raw += f"vm.swappiness = {night}\n"
+            store.add_snapshot(run, snap)
+        store.finish_run(run, "done")
+        seconds.append(time.perf_counter() - started)
+        sizes.append(db_bytes(path))
+    return sizes, seconds
+
+
+def one_row_per_fact(base: HostSnapshot, path: Path) -> int:
+    """The size of ``base`` stored the naive way: one SQLite row per fact."""
+    con = sqlite3.connect(path)
+    con.execute("create table facts (host text, collector text, key text, value text)")
+    con.executemany(
+        "insert into facts values (?, ?, ?, ?)",
+        [("h0", c, k, json.dumps(v)) for c, s in base.sections.items() for k, v in s.facts.items()],
+    )
+    con.commit()
+    con.close()
+    return path.stat().st_size
 
 
 if __name__ == "__main__":

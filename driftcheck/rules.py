@@ -340,12 +340,12 @@ class SectionRules:
     #: (number in the inventory, waiver): the number tells which waivers were used
     waivers: tuple[tuple[int, Waiver], ...]
 
-    def forced_keys(self, facts: Iterable[str]) -> set[str]:
-        """Keys a map or expect rule must see even when equal on every host: staging
-        using production's database host, a per-environment secret that is the same."""
-        keys = list(facts)
+    def forced_keys(self, facts: Mapping[str, Any]) -> set[str]:
+        """Keys of ``facts`` a map or expect rule must see even when equal on every host:
+        staging using production's database host, a per-environment secret that is the
+        same."""
         selectors = [r.selector for r in self.maps] + [r.selector for r in self.expect]
-        return {k for sel in selectors for k in sel.select(keys)}
+        return {k for sel in selectors for k in sel.select(facts)}
 
     def for_key(self, key: str) -> KeyRules:
         """The rules of this section that select ``key``."""
