@@ -3,7 +3,10 @@
 ``settings(path, text)`` picks a format from the file's name (and, for ``.conf``,
 its content), parses it and flattens nested values into ``section.key`` names.
 Anything that does not parse cleanly returns ``None`` and the caller falls back to
-comparing the text line by line. Pure functions, no I/O.
+comparing the text line by line; a parser that fails outright (a bug of ours or of
+the library, on a file a real host ships) returns :class:`Unparsed` with the
+reason, so one odd file is compared as text with a note and never stops a run.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import posixpath
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -72,14 +76,16 @@ def parse_ini(text: str) -> Settings | None:
         interpolation=None, strict=False, allow_no_value=True, delimiters=("=", ":")
     )
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep key case
+    # configparser raises AttributeError on an indented line after a key without a
+    # value (allow_no_value), as in Debian's /etc/perl/Net/libnet.cfg: not INI then.
     try:
         parser.read_string(text)
     except configparser.MissingSectionHeaderError:
         try:
             parser.read_string("[DEFAULT]\n" + text)
-        except configparser.Error:
+        except (configparser.Error, AttributeError):
             return None
-    except configparser.Error:
+    except (configparser.Error, AttributeError):
         return None
     out: Settings = {}
     for key, value in parser.defaults().items():
@@ -324,8 +330,17 @@ def detect(path: str, text: str) -> tuple[str, Parser] | None:
     return None
 
 
-def settings(path: str, text: str) -> tuple[str, Settings] | None:
-    """(format, flat settings) for a config file, or None to compare it as text."""
+@dataclass(frozen=True)
+class Unparsed:
+    """A file of a known format whose parser failed: compared as text, with ``why``."""
+
+    fmt: str
+    why: str
+
+
+def settings(path: str, text: str) -> tuple[str, Settings] | Unparsed | None:
+    """(format, flat settings) for a config file; None to compare it as text (no known
+    format, or it does not parse cleanly); :class:`Unparsed` when the parser failed."""
     found = detect(path, text)
     if found is None:
         return None
@@ -334,6 +349,8 @@ def settings(path: str, text: str) -> tuple[str, Settings] | None:
         parsed = parser(text)
     except (_TooManyError, RecursionError):
         return None
+    except Exception as exc:  # any other parser failure: this one file is compared as text
+        return Unparsed(fmt, f"{fmt} parser failed: {type(exc).__name__}: {exc}")
     if parsed is None:
         return None
     return fmt, parsed

@@ -173,8 +173,10 @@ class _FileParser:
         text = "\n".join(self.lines)
         text = text if self.noeol or not self.lines else text + "\n"
         parsed = config_formats.settings(self.path, text)
-        if parsed is None:
+        if parsed is None or isinstance(parsed, config_formats.Unparsed):
             fact["content"] = text
+            if parsed is not None:
+                fact["content_note"] = f"compared as text: {parsed.why}"
             return
         # Compared setting by setting: the text, its size and checksum would only
         # repeat that drift (and make a comment change look like one).
@@ -238,8 +240,8 @@ def _secret_values(path: str, lines: list[str]) -> set[str]:
     """
     text = "\n".join(lines) + "\n"
     parsed = config_formats.settings(path, text)
-    if parsed is None:
-        return set()
+    if parsed is None or isinstance(parsed, config_formats.Unparsed):
+        return set()  # compared as text: the line scrubber has seen every line
     settings = parsed[1]
     found: set[str] = set()
     for name, value in settings.items():

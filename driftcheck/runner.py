@@ -18,7 +18,7 @@ from driftcheck.model import (
 )
 from driftcheck.redact import Redactor
 from driftcheck.script import RawSection, Section, build_script, new_marker, split_output
-from driftcheck.transports import TransportError, Transports
+from driftcheck.transports import CommandResult, TransportError, Transports
 
 #: Default size of the connection pool: enough to hide network latency, small
 #: enough not to look like an attack to a bastion or to exhaust file descriptors.
@@ -46,9 +46,21 @@ def plan_sections(
 
 
 def finish_section(collector: Collector, raw: RawSection, redactor: Redactor) -> SectionResult:
-    """Scrub, then parse one section; a parser failure is an error, never empty facts."""
-    stdout = collector.scrub(raw.stdout, redactor) if collector.scrub else raw.stdout
-    stderr = redactor.scrub_text(raw.stderr)
+    """Scrub, then parse one section; a parser failure is an error, never empty facts.
+
+    Output that could not be scrubbed is never kept: the section is an error with
+    nothing stored but the reason.
+    """
+    try:
+        stdout = collector.scrub(raw.stdout, redactor) if collector.scrub else raw.stdout
+        stderr = redactor.scrub_text(raw.stderr)
+    except Exception as exc:  # a scrubber bug must cost this section, not the run
+        return SectionResult(
+            collector.name,
+            SectionStatus.ERROR,
+            error=f"scrubbing secrets failed, nothing kept: {type(exc).__name__}: {exc}",
+            rc=raw.rc,
+        )
     result = SectionResult(collector.name, raw.status, raw=stdout, stderr=stderr, rc=raw.rc)
     last_err = stderr.strip().splitlines()[-1] if stderr.strip() else ""
     if raw.status is SectionStatus.OK:
@@ -82,49 +94,79 @@ def collect_host(
     redactor: Redactor,
     transports: Transports,
 ) -> HostSnapshot:
-    """Collect one host in one round trip; never raises for host trouble."""
+    """Collect one host in one round trip; never raises for host trouble, and a bug of
+    ours while reading one host's output costs that host, never the run."""
     started = time.monotonic()
     snap = HostSnapshot(host.name, host.environment, host.roles, HostStatus.FAILED, now_iso())
     marker = new_marker()
-    script = build_script(plan_sections(collectors, settings, host), marker)
     names = [c.name for c in collectors]
     try:
+        script = build_script(plan_sections(collectors, settings, host), marker)
         transport = transports.open(host)
         try:
             result = transport.run(script, host.command_timeout)
         finally:
             transport.close()
-    except (TransportError, Exception) as exc:
-        snap.error = (
-            str(exc)
-            if isinstance(exc, TransportError)
-            else f"internal error while collecting: {type(exc).__name__}: {exc}"
-        )
-        snap.sections = {
-            n: SectionResult(n, SectionStatus.MISSING, error="host not collected") for n in names
-        }
-        snap.duration = time.monotonic() - started
-        return snap
-    raw = split_output(result.stdout, result.stderr, marker, names)
-    snap.sections = {c.name: finish_section(c, raw[c.name], redactor) for c in collectors}
+    except TransportError as exc:
+        return _failed(snap, str(exc), names, "host not collected", started)
+    except Exception as exc:
+        why = f"internal error while collecting: {type(exc).__name__}: {exc}"
+        return _failed(snap, why, names, "host not collected", started)
+    try:
+        raw = split_output(result.stdout, result.stderr, marker, names)
+        snap.sections = {c.name: finish_section(c, raw[c.name], redactor) for c in collectors}
+    except Exception as exc:
+        why = f"internal error while reading the output: {type(exc).__name__}: {exc}"
+        return _failed(snap, why, names, "host output not read", started)
     snap.duration = time.monotonic() - started
-    complete = [s for s in snap.sections.values() if s.status.complete]
-    if result.timed_out:
-        snap.error = f"collection did not finish within command_timeout ({host.command_timeout:g}s)"
-    elif result.cut_short:
-        snap.error = f"collection cut short: {result.cut_short}"
-    elif result.rc not in (0, None):
-        snap.error = f"collection script exited with status {result.rc}"
-    if len(complete) == len(snap.sections):
-        snap.status = HostStatus.OK
-    else:
-        snap.status = HostStatus.PARTIAL if complete else HostStatus.FAILED
-        if not snap.error:
-            bad = [
-                f"{s.collector}: {s.error}" for s in snap.sections.values() if not s.status.complete
-            ]
-            snap.error = "; ".join(bad)
+    snap.status, snap.error = _host_status(snap, result, host, collectors)
     return snap
+
+
+def _failed(
+    snap: HostSnapshot, error: str, names: Sequence[str], why: str, started: float
+) -> HostSnapshot:
+    """``snap`` as a host of which nothing could be collected, and why."""
+    snap.error = error
+    snap.sections = {n: SectionResult(n, SectionStatus.MISSING, error=why) for n in names}
+    snap.duration = time.monotonic() - started
+    return snap
+
+
+def _host_status(
+    snap: HostSnapshot, result: CommandResult, host: Host, collectors: Sequence[Collector]
+) -> tuple[HostStatus, str]:
+    """ok only when every section is complete and every compared key could be read;
+    else partial (or failed when no section is complete), with the first reason."""
+    error = ""
+    if result.timed_out:
+        error = f"collection did not finish within command_timeout ({host.command_timeout:g}s)"
+    elif result.cut_short:
+        error = f"collection cut short: {result.cut_short}"
+    elif result.rc not in (0, None):
+        error = f"collection script exited with status {result.rc}"
+    sections = snap.sections.values()
+    complete = [s for s in sections if s.status.complete]
+    bad = [f"{s.collector}: {s.error}" for s in sections if not s.status.complete]
+    # A key that could not be read is unknown: the host was not collected completely,
+    # even though the rest of its section compares (evidence-only collectors aside).
+    compared = {c.name for c in collectors if c.compare}
+    bad += [
+        f"{s.collector}: {_unread(s.errors)}"
+        for s in complete
+        if s.errors and s.collector in compared
+    ]
+    if not bad:
+        return HostStatus.OK, error
+    status = HostStatus.PARTIAL if complete else HostStatus.FAILED
+    return status, error or "; ".join(bad)
+
+
+def _unread(errors: dict[str, str]) -> str:
+    """The unreadable keys of a section in a few words: the first one and a count."""
+    key, why = next(iter(errors.items()))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{key}: {why}{more}"
 
 
 def collect_all(

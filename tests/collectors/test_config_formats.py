@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from driftcheck.collectors import BY_NAME, config_formats
 from driftcheck.collectors.config_formats import detect, flatten, settings
 
 
@@ -138,3 +139,20 @@ def test_nan_is_text_and_alias_bombs_fall_back_to_text() -> None:
         refs = ", ".join([f"*{prev}"] * 10)
         bomb += f"{name}: &{name} [{refs}]\n"
     assert settings("/etc/bomb.yaml", bomb) is None
+
+
+def test_a_parser_that_fails_outright_leaves_the_file_as_text_with_a_note(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Stands for a bug not found yet, in our parsers or the libraries under them: it
+    # must cost one file its per-setting comparison, never the run.
+    def broken(_text: str) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(config_formats, "parse_ini", broken)
+    found = config_formats.settings("/etc/app.ini", "[a]\nb = 1\n")
+    assert found == config_formats.Unparsed("ini", "ini parser failed: KeyError: 'surprise'")
+    raw = "F\tfile\t644 root root 10\tabc\ttext\t/etc/app.ini\n|[a]\n|b = 1\n"
+    fact = BY_NAME["files"].parse(raw).facts["/etc/app.ini"]
+    assert fact["content"] == "[a]\nb = 1\n"
+    assert fact["content_note"] == "compared as text: ini parser failed: KeyError: 'surprise'"

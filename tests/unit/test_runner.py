@@ -125,3 +125,37 @@ def test_collect_all_yields_every_host_once() -> None:
     assert sorted(s.host for s in snaps) == ["down", "h0", "h1", "h2", "h3", "h4"]
     assert {s.host: s.status for s in snaps}["down"] is HostStatus.FAILED
     assert all(s.status is HostStatus.OK for s in snaps if s.host != "down")
+
+
+def test_output_that_cannot_be_scrubbed_is_not_kept() -> None:
+    def scrub_fails(_raw: str, _redactor: Redactor) -> str:
+        raise RuntimeError("scrubber bug")
+
+    leaky = Collector("leaky", "", "", lines, scrub=scrub_fails)
+    raw = RawSection("leaky", SectionStatus.OK, "password=hunter2hunter2\n", "", "0")
+    result = finish_section(leaky, raw, REDACTOR)
+    assert result.status is SectionStatus.ERROR
+    assert result.error == "scrubbing secrets failed, nothing kept: RuntimeError: scrubber bug"
+    assert (result.raw, result.stderr, result.facts) == ("", "", {})
+
+
+def with_errors(text: str) -> ParseResult:
+    """Facts, and one key that exists but could not be read (as apps does for a
+    failing command)."""
+    return ParseResult(lines(text).facts, {"app": "command failed (exit status 3): no access"})
+
+
+def test_a_key_that_could_not_be_read_makes_the_host_partial() -> None:
+    unread = Collector("unread", "", "echo a=1", with_errors)
+    snap = collect_host(host(), [ECHO, unread], CollectSettings(), REDACTOR, Transports())
+    assert snap.sections["unread"].status is SectionStatus.OK  # the rest still compares
+    assert snap.status is HostStatus.PARTIAL
+    assert snap.error == "unread: app: command failed (exit status 3): no access"
+
+
+def test_unreadable_evidence_does_not_make_the_host_partial() -> None:
+    # Evidence-only collectors explain findings; what they could not read is not
+    # compared, so it cannot leave a comparison incomplete.
+    evidence = Collector("evidence", "", "echo a=1", with_errors, compare=False)
+    snap = collect_host(host(), [ECHO, evidence], CollectSettings(), REDACTOR, Transports())
+    assert snap.status is HostStatus.OK
