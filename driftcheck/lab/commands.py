@@ -43,13 +43,14 @@ HOST_ENV: Mapping[str, str] = MappingProxyType(
 
 def require_tools() -> None:
     """Raise :class:`LabError` naming every missing tool and its Debian package."""
-    missing = [
-        f"{tool} (Debian package {pkg})"
-        for tool, pkg in REQUIRED_TOOLS.items()
-        if not shutil.which(tool)
-    ]
+    missing = {tool: pkg for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool)}
     if missing:
-        raise LabError(f"the lab needs missing tools: {', '.join(missing)}")
+        shown = ", ".join(f"{tool} (Debian package {pkg})" for tool, pkg in missing.items())
+        packages = " ".join(dict.fromkeys(missing.values()))
+        raise LabError(
+            f"the lab needs missing tools: {shown}; install them with: "
+            f"apt-get install --no-install-recommends {packages}"
+        )
 
 
 def one_line(text: str, limit: int = 600) -> str:
