@@ -195,7 +195,41 @@ def _sections(
             sections[h] = sec
     if bad:
         tally.findings.append(_incomplete(role, collector, WHOLE, bad, refs))
-    return sections
+    return _applicable(role, collector, refs, sections, tally)
+
+
+def _applicable(
+    role: str,
+    collector: str,
+    refs: Sequence[str],
+    sections: dict[str, SectionResult],
+    tally: _Tally,
+) -> dict[str, SectionResult]:
+    """The sections to compare key by key, when the collector's subject is missing
+    on some hosts only (systemctl on one side): a reference without it leaves the
+    targets with nothing to be compared to (incomplete, never "extra"); a target
+    without it is one "missing" finding for the section, not one per key."""
+    na = {h: s.error or "not applicable" for h, s in sections.items() if _not_applicable(s)}
+    if not na or len(na) == len(sections):
+        return sections  # nowhere, or everywhere: nothing to compare, nothing differs
+    na_refs = {
+        h: f"{why}, so this section cannot be compared" for h, why in na.items() if h in refs
+    }
+    if na_refs:
+        tally.findings.append(_incomplete(role, collector, WHOLE, na_refs, refs))
+    ok_refs = [h for h in refs if h in sections and h not in na]
+    na_tgts = [h for h in sections if h in na and h not in refs]
+    if ok_refs and na_tgts:
+        values = {h: "applicable" for h in ok_refs} | {h: "not applicable" for h in na_tgts}
+        note = "; ".join(f"{h}: {na[h]}" for h in na_tgts)
+        tally.findings.append(
+            Finding(role, collector, WHOLE, State.MISSING, values, tuple(refs), note=note)
+        )
+    return {h: s for h, s in sections.items() if h not in na}
+
+
+def _not_applicable(section: SectionResult) -> bool:
+    return section.status is SectionStatus.NOT_APPLICABLE
 
 
 def _host_rows(

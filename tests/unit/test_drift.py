@@ -9,7 +9,7 @@ from driftcheck.collectors import BY_NAME, REGISTRY
 from driftcheck.drift import compare
 from driftcheck.findings import WHOLE, DriftReport, State
 from driftcheck.inventory import parse_inventory
-from driftcheck.model import HostStatus, SectionResult, SectionStatus
+from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
 from tests.support.helpers import inventory, snapshot
 
 INV = inventory(
@@ -247,3 +247,42 @@ def test_inconsistent_shows_every_hosts_value() -> None:
     report = run({"prod1": {"a": "1"}, "prod2": {"a": "2"}, "stg1": {"a": "1"}})
     (finding,) = report.findings
     assert finding.values == {"prod1": "1", "prod2": "2", "stg1": "1"}
+
+
+def _services(h: str, section: SectionResult | dict[str, str]) -> HostSnapshot:
+    return snapshot(h, INV.host(h).environment, ["web"], {"services": section})
+
+
+NO_SYSTEMCTL = SectionResult(
+    "services", SectionStatus.NOT_APPLICABLE, error="not applicable: none of systemctl found"
+)
+UNITS = {"ssh.service": "enabled", "cron.service": "enabled"}
+
+
+def test_not_applicable_on_the_reference_is_not_comparable_never_extra() -> None:
+    snaps = {
+        "prod1": _services("prod1", NO_SYSTEMCTL),
+        "prod2": _services("prod2", NO_SYSTEMCTL),
+        "stg1": _services("stg1", UNITS),
+    }
+    report = compare(INV, snaps, [BY_NAME["services"]], "now")
+    assert [(f.key, f.state) for f in report.findings] == [(WHOLE, State.INCOMPLETE)]
+    why = "not applicable: none of systemctl found, so this section cannot be compared"
+    assert report.findings[0].reasons == {"prod1": why, "prod2": why}
+    assert report.exit_code == 4  # unknown, not drift
+
+
+def test_not_applicable_on_a_target_is_one_missing_finding_not_one_per_key() -> None:
+    snaps = {
+        "prod1": _services("prod1", UNITS),
+        "prod2": _services("prod2", UNITS),
+        "stg1": _services("stg1", NO_SYSTEMCTL),
+    }
+    (finding,) = compare(INV, snaps, [BY_NAME["services"]], "now").findings
+    assert (finding.key, finding.state) == (WHOLE, State.MISSING)
+    assert finding.values == {
+        "prod1": "applicable",
+        "prod2": "applicable",
+        "stg1": "not applicable",
+    }
+    assert finding.note == "stg1: not applicable: none of systemctl found"
