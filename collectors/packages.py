@@ -23,6 +23,9 @@ SHELL = """\
 found=
 if command -v dpkg-query >/dev/null 2>&1; then
   echo '#dpkg'
+  # The native architecture: its packages are keyed by name alone, so the keys do
+  # not change when a foreign architecture is added (dpkg --add-architecture).
+  printf '#native %s\n' "$(dpkg --print-architecture 2>/dev/null)"
   dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Architecture}\\t${Version}\\n' || exit
   found=1
 fi
@@ -47,6 +50,7 @@ done
 if command -v rpm >/dev/null 2>&1; then
   @RPM_SYSTEM_DB@
     echo '#rpm'
+    printf '#native %s\n' "$(rpm -E '%{_arch}' 2>/dev/null)"
     rpm -qa --qf '%{NAME}\\t%{ARCH}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n' || exit
   fi
 fi
@@ -107,18 +111,26 @@ class _ApkReader:
 def parse(raw: str) -> ParseResult:
     """Package name -> version.
 
-    The key is ``name`` or, when one name is installed for several architectures
-    (multiarch), ``name:arch``. Several versions of one package (rpm kernels) are
+    The key is ``name`` for packages of the host's native architecture and
+    architecture-independent ones (``all``, ``noarch``), and ``name:arch`` for a
+    foreign architecture (multiarch), so an identical peer gives identical keys
+    whether or not it also has a foreign architecture. Output captured before the
+    native architecture was printed keys ``name:arch`` only where one name has
+    several architectures. Several versions of one package (rpm kernels) are
     joined with ", ". A package left half-installed is reported with its state; a
     virtual apk package as ``(virtual)``.
     """
     found: dict[tuple[str, str], list[str]] = defaultdict(list)
     apk = _ApkReader(found)
     manager = ""
+    native: set[str] = set()
     for line in raw.splitlines():
         if line in _HEADERS:
             apk.finish()
             manager = _HEADERS[line]
+            continue
+        if line.startswith("#native ") and manager in ("dpkg", "rpm"):
+            native.update(line.split()[1:])
             continue
         if manager == "apk":
             apk.feed(line)
@@ -134,14 +146,25 @@ def parse(raw: str) -> ParseResult:
             name, arch, version = fields
             found[(name, arch)].append(version)
     apk.finish()
+    return ParseResult(_keyed(found, native))
+
+
+#: Architectures whose packages install the same everywhere.
+_ANY_ARCH = frozenset({"all", "noarch"})
+
+
+def _keyed(found: dict[tuple[str, str], list[str]], native: set[str]) -> dict[str, object]:
+    """Facts keyed by name, or name:arch where the architecture is foreign."""
     archs: dict[str, set[str]] = defaultdict(set)
     for name, arch in found:
         archs[name].add(arch)
     facts: dict[str, object] = {}
     for (name, arch), versions in found.items():
-        key = name if len(archs[name]) == 1 else f"{name}:{arch}"
-        facts[key] = ", ".join(sorted(set(versions)))
-    return ParseResult(dict(sorted(facts.items())))
+        # Without a native architecture (apk, older captures): the old rule.
+        alone = len(archs[name]) == 1
+        plain = (arch in native or arch in _ANY_ARCH or not arch) if native else alone
+        facts[name if plain else f"{name}:{arch}"] = ", ".join(sorted(set(versions)))
+    return dict(sorted(facts.items()))
 
 
 COLLECTOR = Collector(

@@ -156,3 +156,13 @@ def test_apk_database_at_its_real_path_is_read(lab: Lab) -> None:
         assert parsed.facts[key] == version, name
     assert parsed.facts["libssl3:amd64"]
     assert parsed.facts["bash"]  # the host's dpkg packages are still there
+
+
+def test_keys_do_not_depend_on_a_foreign_architecture_being_installed() -> None:
+    # The same amd64 host before and after 'dpkg --add-architecture i386' and
+    # libc6:i386: its amd64 packages keep their keys, only the i386 ones are new.
+    with_i386 = (ALL_FIXTURES / "packages" / "multiarch-native" / "output.txt").read_text()
+    without = "\n".join(line for line in with_i386.split("\n") if "\ti386\t" not in line)
+    before, after = COLLECTOR.parse(without).facts, COLLECTOR.parse(with_i386).facts
+    assert set(after) - set(before) == {"libc6:i386", "libstdc++6:i386"}
+    assert {k: after[k] for k in before} == before
