@@ -23,6 +23,8 @@ class State(StrEnum):
     """The state of one key for one role. A key in no finding is the same everywhere."""
 
     CHANGED = "changed"
+    #: a package the target has under another name that provides or replaces it
+    RENAMED = "renamed"
     MISSING = "missing"  # in the reference, not in the target
     EXTRA = "extra"  # in the target, not in the reference
     INCONSISTENT = "inconsistent"  # reference hosts disagree among themselves

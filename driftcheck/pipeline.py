@@ -1,4 +1,5 @@
-"""How a report is built, in one place: compare, then explain, then since when.
+"""How a report is built, in one place: compare, merge renamed packages, explain,
+then since when.
 
 Each step takes a :class:`DriftReport` and returns a new one, so a caller without
 history (a test, a benchmark) stops after ``explain`` and nothing else differs.
@@ -15,6 +16,7 @@ from driftcheck.explain import explain
 from driftcheck.findings import DriftReport
 from driftcheck.inventory import Inventory
 from driftcheck.model import HostSnapshot
+from driftcheck.renames import renames
 from driftcheck.since import History, since_when
 
 
@@ -30,6 +32,7 @@ def build_report(
     """The report on ``snapshots``: findings, their explanations and, with ``history``,
     since when each drift has been there."""
     report = compare(inventory, snapshots, collectors, generated_at, run_started_at, today)
+    report = renames(report, snapshots)
     report = explain(report, snapshots)
     if history is not None:
         report = since_when(report, snapshots, history)

@@ -11,7 +11,14 @@ from typing import Any
 from driftcheck.findings import WHOLE, DriftReport, Finding, State
 
 #: The order findings are listed in: drift first, then unknown data.
-LISTED = (State.CHANGED, State.MISSING, State.EXTRA, State.INCONSISTENT, State.INCOMPLETE)
+LISTED = (
+    State.CHANGED,
+    State.RENAMED,
+    State.MISSING,
+    State.EXTRA,
+    State.INCONSISTENT,
+    State.INCOMPLETE,
+)
 
 #: Longest value shown in a table cell or a failure text (the JSON has them whole).
 MAX_VALUE = 200

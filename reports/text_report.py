@@ -30,6 +30,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 _STYLE = {
     State.CHANGED: "yellow",
+    State.RENAMED: "yellow",
     State.MISSING: "red",
     State.EXTRA: "magenta",
     State.INCONSISTENT: "cyan",

@@ -43,4 +43,4 @@ def test_collector_is_well_formed(collector: Collector) -> None:
 
 
 def test_evidence_collectors_are_never_compared() -> None:
-    assert [c.name for c in REGISTRY if not c.compare] == ["config_origin"]
+    assert [c.name for c in REGISTRY if not c.compare] == ["package_relations", "config_origin"]

@@ -158,6 +158,7 @@ def test_junit_parses_with_consistent_counts() -> None:
         "changed: evil|pkg",
         "extra: curl",
         "missing: nginx",
+        "renamed: libssl3",
     ]
     changed = next(f for f in failures if f.message == f"changed: {SCRIPT}")
     assert changed.type == "changed"

@@ -43,7 +43,13 @@ rules:
 def hostile() -> DriftReport:
     """A fixed report with every state and hostile collected values."""
     inv = parse_inventory(INVENTORY, Path("golden.yaml"))
-    prod_pkgs = {"openssl": "3.0.1", "nginx": "1.22", "evil|pkg": "1.0", SCRIPT: "1"}
+    prod_pkgs = {
+        "openssl": "3.0.1",
+        "nginx": "1.22",
+        "evil|pkg": "1.0",
+        SCRIPT: "1",
+        "libssl3": "3.0.20",
+    }
     prod_sysctl = {"kernel.printk": "4 4 1 7", "vm.swappiness": "10"}
     snaps = {
         "prod1": snapshot(
@@ -72,6 +78,10 @@ def hostile() -> DriftReport:
                     "evil|pkg": TICKS,
                     SCRIPT: LINES,
                     "curl": PIPES,
+                    "libssl3t64": f"3.5.9 {SCRIPT}",
+                },
+                "package_relations": {
+                    "libssl3t64": {"provides": ["libssl3"], "replaces": ["libssl3"]}
                 },
                 "sysctl": {**prod_sysctl, "kernel.printk": "7 4 1 7"},
                 "apps": SectionResult(
@@ -89,7 +99,12 @@ def hostile() -> DriftReport:
             "stg-db1", "staging", ["db"], {}, HostStatus.FAILED, f"refused {TICKS}\n{SCRIPT}"
         ),
     }
-    collectors = [BY_NAME["packages"], BY_NAME["sysctl"], BY_NAME["apps"]]
+    collectors = [
+        BY_NAME["packages"],
+        BY_NAME["package_relations"],
+        BY_NAME["sysctl"],
+        BY_NAME["apps"],
+    ]
     return build_report(
         inv,
         snaps,
