@@ -8,6 +8,7 @@ The file looks like::
       stg-web1: {environment: staging, packages: {hello: "2.10-3", tzdata: null},
                  file_modes: {/etc/x: "0600"}, file_owners: {/etc/x: "root:adm"}, fault: down,
                  kernel_state: {/proc/modules: "dummy 16384 0 - Live 0x0000000000000000\\n"}}
+      old-web1: {environment: production, release: bullseye}
 
 It is read with ``yaml.compose`` rather than ``safe_load`` so that every
 error can name its line, and so that scalars keep the text the person typed
@@ -37,6 +38,7 @@ from driftcheck.lab.spec import (
     check_owner,
     check_package,
     check_path,
+    check_release,
     check_roles,
     check_sysctl,
 )
@@ -55,6 +57,7 @@ _HOST_FIELDS = (
     "packages",
     "kernel_state",
     "fault",
+    "release",
 )
 
 
@@ -207,6 +210,11 @@ def _host(reader: _Reader, name: str, name_node: Node, node: Node) -> LabHostSpe
         fault_node = fields["fault"][1]
         fault = reader.optional_text(fault_node, f"the fault of host {name}", "down")
         kwargs["fault"] = reader.check(fault_node, check_fault, name, fault)
+
+    if "release" in fields:
+        release_node = fields["release"][1]
+        release = reader.optional_text(release_node, f"the release of host {name}", "trixie")
+        kwargs["release"] = reader.check(release_node, check_release, name, release)
 
     try:
         return LabHostSpec(name, environment, **kwargs)
