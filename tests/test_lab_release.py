@@ -22,9 +22,10 @@ import yaml
 
 from driftcheck import service
 from driftcheck.inventory import load_inventory
-from driftcheck.lab import RELEASES, Lab, LabError, LabHostSpec, load_specs, releases
+from driftcheck.lab import Lab, LabError, LabHostSpec, load_specs, releases
 from driftcheck.lab.packages import check_release_installs
 from driftcheck.lab.releases import build_release, debian_mirror, release_dir
+from driftcheck.lab.spec import RELEASES
 from driftcheck.model import HostStatus
 from driftcheck.redact import Redactor
 from driftcheck.storage import Store

@@ -51,16 +51,13 @@ from driftcheck.lab.lab import Lab
 from driftcheck.lab.names import LAB_ADDRESS, NETNS_PREFIX, STATE_DIR
 from driftcheck.lab.packages import DEB_CACHE, available_versions, installed_version
 from driftcheck.lab.registry import LabInfo, cleanup_stale, list_labs, stop_detached
-from driftcheck.lab.releases import RELEASE_CACHE, build_release
-from driftcheck.lab.spec import RELEASES, Fault, LabHost, LabHostSpec
+from driftcheck.lab.spec import Fault, LabHost, LabHostSpec
 from driftcheck.lab.specfile import load_specs
 
 __all__ = [
     "DEB_CACHE",
     "LAB_ADDRESS",
     "NETNS_PREFIX",
-    "RELEASES",
-    "RELEASE_CACHE",
     "STATE_DIR",
     "Fault",
     "Lab",
@@ -69,7 +66,6 @@ __all__ = [
     "LabHostSpec",
     "LabInfo",
     "available_versions",
-    "build_release",
     "cleanup_stale",
     "installed_version",
     "list_labs",
