@@ -9,6 +9,7 @@ real SSH and collect both through the service layer into a store.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import stat
@@ -113,7 +114,7 @@ def fake_build(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """debootstrap and apt replaced by a quick fake tree; returns the releases built."""
     built: list[str] = []
 
-    def debootstrap(release: str, target: Path, mirror: str) -> None:
+    def debootstrap(release: str, target: Path, mirror: str, lock_fd: int) -> None:
         built.append(release)
         time.sleep(0.2)  # long enough for a second builder to queue up
         for name in ("etc/debian_version", "usr/sbin/sshd", "usr/bin/dpkg-query"):
@@ -123,7 +124,7 @@ def fake_build(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         (target / "etc/ssh/ssh_host_rsa_key").write_text("secret")
 
     monkeypatch.setattr(releases, "_debootstrap", debootstrap)
-    monkeypatch.setattr(releases, "_install_packages", lambda release, target: None)
+    monkeypatch.setattr(releases, "_install_packages", lambda release, target, lock_fd: None)
     monkeypatch.setattr(releases.shutil, "which", lambda name: f"/usr/sbin/{name}")
     return built
 
@@ -150,7 +151,7 @@ def test_release_is_built_once_and_reused(tmp_path: Path, fake_build: list[str])
 def test_interrupted_build_is_never_reused(
     tmp_path: Path, fake_build: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def interrupted(release: str, target: Path) -> None:
+    def interrupted(release: str, target: Path, lock_fd: int) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(releases, "_install_packages", interrupted)
@@ -159,13 +160,27 @@ def test_interrupted_build_is_never_reused(
     assert sorted(p.name for p in tmp_path.iterdir()) == [".bookworm.lock"]
     # A build killed outright leaves its folder: the next build removes it.
     (tmp_path / ".build-bookworm-killed" / "etc").mkdir(parents=True)
-    monkeypatch.setattr(releases, "_install_packages", lambda release, target: None)
+    monkeypatch.setattr(releases, "_install_packages", lambda release, target, lock_fd: None)
     build_release("bookworm", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".bookworm.lock",
         "bookworm",
         "bookworm.json",
     ]
+
+
+def test_a_held_lock_is_waited_for_then_named(
+    tmp_path: Path, fake_build: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a killed build left running keeps the lock: nobody deletes its folder."""
+    monkeypatch.setattr(releases, "_LOCK_WAIT", 0.5)
+    with open(tmp_path / ".trixie.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(LabError, match=r"another build of the trixie root has held .*\.lock"):
+            build_release("trixie", tmp_path)
+    assert fake_build == []
+    build_release("trixie", tmp_path)  # released: builds
+    assert fake_build == ["trixie"]
 
 
 def test_unknown_release_cannot_be_built(tmp_path: Path) -> None:

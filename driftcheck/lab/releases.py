@@ -57,8 +57,11 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Files a complete tree must have: the lab runs the release's own sshd.
 _REQUIRED = ("etc/debian_version", "usr/sbin/sshd", "usr/bin/dpkg-query")
 _BUILD_PREFIX = ".build-"
-# debootstrap downloads and unpacks ~100-270 packages; a slow mirror needs time.
-_BUILD_TIMEOUT = 3600.0
+# debootstrap downloads and unpacks ~100 packages, apt ~40 more: about a minute
+# each here, but a slow mirror needs far longer.
+_BUILD_TIMEOUT = 1800.0
+# A waiting builder gives the one holding the lock time for both steps.
+_LOCK_WAIT = 2 * _BUILD_TIMEOUT + 60.0
 _SOURCES_LIST = Path("/etc/apt/sources.list")
 _SOURCES_DIR = Path("/etc/apt/sources.list.d")
 
@@ -127,14 +130,30 @@ def debian_mirror() -> str:
 
 
 @contextlib.contextmanager
-def _build_lock(cache: Path, release: str) -> Iterator[None]:
-    """Hold the release's lock file (flock: threads and processes alike wait)."""
-    with open(cache / f".{release}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _build_lock(cache: Path, release: str) -> Iterator[int]:
+    """Hold the release's lock file (flock: threads and processes alike wait).
+
+    Yields the lock's file descriptor: the build's commands keep it open, so a
+    debootstrap or dpkg that outlives a killed builder still holds the lock
+    and the next builder waits for it instead of deleting the folder under it.
+    Hence no explicit unlock: closing the last descriptor releases it.
+    """
+    path = cache / f".{release}.lock"
+    with open(path, "a") as handle:
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"another build of the {release} root has held {path} for over "
+                        f"{_LOCK_WAIT / 60:.0f} minutes; end it (or what a killed build left "
+                        "running with that file open) and try again"
+                    ) from None
+                time.sleep(0.2)
+        yield handle.fileno()
 
 
 def _discard(tree: Path) -> None:
@@ -175,13 +194,18 @@ def _failure_detail(proc: subprocess.CompletedProcess[str], log: Path | None = N
     return one_line("\n".join(lines[-5:]), 400) or one_line(proc.stderr, 400) or "no output"
 
 
-def _debootstrap(release: str, target: Path, mirror: str) -> None:
-    """Run debootstrap (minbase) into ``target``; a failure is one LabError line."""
-    argv = ["debootstrap", "--variant=minbase", "--components=main", release, str(target), mirror]
+def _build_step(argv: list[str], target: Path, lock_fd: int) -> subprocess.CompletedProcess[str]:
+    """Run one build command; it holds the lock too (see _build_lock)."""
     try:
-        proc = run(argv, env=_build_env(), timeout=_BUILD_TIMEOUT, check=False)
+        return run(argv, env=_build_env(), timeout=_BUILD_TIMEOUT, check=False, pass_fds=[lock_fd])
     finally:
         _kill_stragglers(target)
+
+
+def _debootstrap(release: str, target: Path, mirror: str, lock_fd: int) -> None:
+    """Run debootstrap (minbase) into ``target``; a failure is one LabError line."""
+    argv = ["debootstrap", "--variant=minbase", "--components=main", release, str(target), mirror]
+    proc = _build_step(argv, target, lock_fd)
     if proc.returncode != 0:
         detail = _failure_detail(proc, target / "debootstrap" / "debootstrap.log")
         raise LabError(
@@ -190,7 +214,7 @@ def _debootstrap(release: str, target: Path, mirror: str) -> None:
         )
 
 
-def _install_packages(release: str, target: Path) -> None:
+def _install_packages(release: str, target: Path, lock_fd: int) -> None:
     """Install :data:`RELEASE_PACKAGES` into a fresh minbase tree with its own apt.
 
     Not ``debootstrap --include``: debootstrap's simple resolver installs the
@@ -216,10 +240,7 @@ def _install_packages(release: str, target: Path) -> None:
         ]
     )
     argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-    try:
-        proc = run(argv, env=_build_env(), timeout=_BUILD_TIMEOUT, check=False)
-    finally:
-        _kill_stragglers(target)
+    proc = _build_step(argv, target, lock_fd)
     policy.unlink()
     if proc.returncode != 0:
         raise LabError(
@@ -277,7 +298,7 @@ def build_release(release: str, cache: Path = RELEASE_CACHE) -> Path:
             f"lab hosts with release: {release} need debootstrap; apt-get install debootstrap"
         )
     cache.mkdir(mode=0o755, parents=True, exist_ok=True)
-    with _build_lock(cache, release):
+    with _build_lock(cache, release) as lock_fd:
         if final.is_dir():  # built by whoever held the lock before us
             return final
         # Leftovers of a build that was killed (we hold the lock: nobody else builds).
@@ -288,8 +309,8 @@ def build_release(release: str, cache: Path = RELEASE_CACHE) -> Path:
         mirror = debian_mirror()
         started = time.monotonic()
         try:
-            _debootstrap(release, tmp, mirror)
-            _install_packages(release, tmp)
+            _debootstrap(release, tmp, mirror, lock_fd)
+            _install_packages(release, tmp, lock_fd)
             _finish_tree(tmp)
             os.rename(tmp, final)
         except BaseException:
