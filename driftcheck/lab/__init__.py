@@ -2,9 +2,10 @@
 
 Each lab host is a genuine OpenSSH server that a client reaches on
 ``127.0.0.1:PORT``, with its own network namespace (per-host ``net.*``
-sysctls), hostname, host key and overlay root over the real ``/`` in which
-files, modes, owners and Debian packages can differ from the real machine,
-and its own view of the shared kernel's command line and module list
+sysctls), hostname, host key and overlay root over the real ``/`` (or over
+the root tree of another Debian release, ``LabHostSpec(..., release="trixie")``)
+in which files, modes, owners and Debian packages can differ from the real
+machine, and its own view of the shared kernel's command line and module list
 (``kernel_state``; see :mod:`driftcheck.lab.host`).  Typical use::
 
     with Lab() as lab:
@@ -32,13 +33,15 @@ remove the leftovers of a lab whose process died without tearing down.
 Modules: ``spec`` (what a host looks like, validation), ``specfile`` (YAML
 specs), ``lab`` (the Lab class), ``host`` (building one host), ``runtime``
 (a built host), ``provision`` (keys, /root, files), ``packages`` (apt
-versions, the .deb cache, dpkg inside a host), ``state`` (state files),
+versions, the .deb cache, dpkg inside a host), ``releases`` (root trees of
+other Debian releases, built by debootstrap and cached), ``state`` (state files),
 ``registry`` (listing, stopping and cleaning up labs), ``teardown``,
 ``system`` (/proc, mounts, ports), ``commands``, ``names``, ``errors``.  The
 names below are the public interface; everything else may change.
 
 Needs root and the Debian packages openssh-server, openssh-client, socat,
-iproute2, util-linux, mount, procps and coreutils (and apt/dpkg for packages).
+iproute2, util-linux, mount, procps and coreutils (and apt/dpkg for packages,
+debootstrap for hosts of another release).
 """
 
 from __future__ import annotations

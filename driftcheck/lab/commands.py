@@ -75,11 +75,13 @@ def run(
     check: bool = True,
     shown: Sequence[str] | None = None,
     where: str = "",
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; failures become one-line :class:`LabError` messages.
 
     ``shown`` is what messages quote instead of ``argv`` (e.g. the command
-    without the nsenter prefix) and ``where`` prefixes them ("on HOST").
+    without the nsenter prefix) and ``where`` prefixes them ("on HOST");
+    ``pass_fds`` stay open in the command (see subprocess.Popen).
     """
     text = one_line(shlex.join(shown if shown is not None else argv), 300)
     prefix = f"{where}: " if where else ""
@@ -97,6 +99,7 @@ def run(
             timeout=timeout,
             env=dict(env) if env is not None else None,
             cwd=cwd,
+            pass_fds=tuple(pass_fds),
         )
     except FileNotFoundError as exc:
         raise LabError(f"{prefix}command not found: {argv[0]} ({exc.strerror})") from None

@@ -6,9 +6,11 @@ A host is
   differ per host;
 * a persistent mount + UTS namespace, kept alive by bind-mounting the
   namespace files under the lab's private run dir, holding an overlayfs root
-  whose lower layer is the real ``/`` and whose upper layer is a directory of
-  the lab: every write inside the host (files, the dpkg database of packages
-  installed there) lands in that upper directory, never in the real root;
+  whose lower layer is the real ``/`` (or, with ``LabHostSpec.release``, the
+  cached root tree of that Debian release, see :mod:`driftcheck.lab.releases`)
+  and whose upper layer is a directory of the lab: every write inside the host
+  (files, the dpkg database of packages installed there) lands in that upper
+  directory, never in the real root nor in the cached tree;
 * its own hostname and its own, freshly generated, ed25519 host key;
 * optionally its own kernel state (``LabHostSpec.kernel_state``): the text
   it sees at /proc/cmdline and /proc/modules, although every host runs the
@@ -80,9 +82,12 @@ class HostBuilder:
         state: LabState,
         identity_pub: str,
         debs: Callable[[], Mapping[Wanted, Path]],
+        release_roots: Mapping[str, Path] | None = None,
     ) -> None:
-        """``debs`` blocks until the lab's package downloads are done (see fetch_debs)."""
+        """``debs`` blocks until the lab's package downloads are done (see fetch_debs);
+        ``release_roots`` maps each release the specs name to its built root tree."""
         self._lab_id = lab_id
+        self._release_roots = dict(release_roots or {})
         self._base = base
         self._rundir = rundir
         self._state = state
@@ -106,10 +111,11 @@ class HostBuilder:
             # Only a mount point; the overlay is visible inside the host's
             # mount namespace alone.
             root=self._rundir / str(index),
+            lower=self._lower(spec),
         )
         for d in (hdir, rt.upper, rt.work, rt.root):
             d.mkdir(mode=0o755, exist_ok=True)
-        fresh_root_home(rt.upper)
+        fresh_root_home(rt.upper, rt.lower)
         self._make_namespaces(rt)
         host_key = self._make_host_keys(rt)
         rt.run(["/bin/sh", "-s"], input=provision_script(spec, host_key, self._identity_pub))
@@ -125,6 +131,14 @@ class HostBuilder:
             self._start_listener(rt)
         return rt
 
+    def _lower(self, spec: LabHostSpec) -> Path:
+        """The overlay's lower layer of ``spec``'s host."""
+        if spec.release is None:
+            return Path("/")
+        if spec.release not in self._release_roots:  # Lab.up builds them first
+            raise LabError(f"the {spec.release} root tree was not prepared for {spec.name}")
+        return self._release_roots[spec.release]
+
     def _make_namespaces(self, rt: HostRuntime) -> None:
         # 1. network namespace with lo up.
         self._state.add("netns", rt.netns)
@@ -135,7 +149,8 @@ class HostBuilder:
         #    runs inside the host's netns so that the sysfs mounted below shows
         #    the host's network devices.  /run and /tmp get fresh tmpfs: with
         #    lowerdir=/ they would otherwise show whatever the real machine has
-        #    there (or nothing, when they are separate mounts).
+        #    there (or nothing, when they are separate mounts); a release tree
+        #    has them empty, as debootstrap left them.
         rt.mnt_file.touch()
         rt.uts_file.touch()
         self._state.add("ns_files", str(rt.mnt_file), str(rt.uts_file))
@@ -144,7 +159,8 @@ class HostBuilder:
         setup = "; ".join(
             [
                 "set -e",
-                f"mount -t overlay overlay -o lowerdir=/,upperdir={shlex.quote(str(rt.upper))},"
+                f"mount -t overlay overlay -o lowerdir={shlex.quote(str(rt.lower))},"
+                f"upperdir={shlex.quote(str(rt.upper))},"
                 f"workdir={shlex.quote(str(rt.work))} {r}",
                 f"mount -t proc proc {r}/proc",
                 f"mount -t sysfs sysfs {r}/sys",

@@ -28,9 +28,10 @@ from driftcheck.lab.names import (
     new_lab_id,
     run_dir,
 )
-from driftcheck.lab.packages import fetch_debs, installs
+from driftcheck.lab.packages import check_release_installs, fetch_debs, installs
 from driftcheck.lab.provision import HostScript, keygen
 from driftcheck.lab.registry import cleanup_stale
+from driftcheck.lab.releases import build_release, machine_release
 from driftcheck.lab.runtime import HostRuntime
 from driftcheck.lab.spec import LabHost, LabHostSpec, check_owner, check_path
 from driftcheck.lab.state import LabRecord, LabState
@@ -79,6 +80,7 @@ class Lab:
         self.known_hosts: Path = self._sshdir / "known_hosts"
         self.hosts: dict[str, LabHost] = {}
         self._runtime: dict[str, HostRuntime] = {}
+        self._release_roots: dict[str, Path] = {}
         self._phase = "new"  # -> "starting" -> "up" -> "down"
         self._detached = detached
         self._state = LabState(
@@ -134,7 +136,9 @@ class Lab:
         """Create and start every host in ``specs``; on failure nothing is left behind.
 
         Packages the specs install are downloaded (or taken from the cache)
-        once, while the hosts are being built.
+        once, while the hosts are being built.  The root tree of every release
+        the specs name is built first when it is not cached yet (minutes,
+        once per machine; see :mod:`driftcheck.lab.releases`).
         """
         require_root()
         if self._phase != "new":
@@ -146,11 +150,18 @@ class Lab:
         if dupes:
             raise LabError(f"duplicate lab host names: {', '.join(dupes)}")
         require_tools()
+        own = machine_release()
+        for spec in specs:
+            check_release_installs(spec, own)
         if not _WORKDIR_SAFE_RE.fullmatch(str(self._base)):
             raise LabError(
                 f"lab workdir {self.workdir} must only contain letters, digits and _ . / + @ -"
             )
         _cleanup_stale_with_warning()
+        # Before anything of the lab exists: a build creates no lab resource and
+        # removes its own partial tree when it fails or is interrupted.
+        releases = sorted({spec.release for spec in specs if spec.release is not None})
+        self._release_roots = {release: build_release(release) for release in releases}
 
         self._phase = "starting"
         try:
@@ -196,6 +207,7 @@ class Lab:
                 state=self._state,
                 identity_pub=identity_pub,
                 debs=debs.result,
+                release_roots=self._release_roots,
             )
             futures: list[Future[HostRuntime]] = [
                 pool.submit(builder.build, index, spec) for index, spec in enumerate(specs)

@@ -24,7 +24,7 @@ from pathlib import Path
 from driftcheck.lab.commands import failure, one_line, run
 from driftcheck.lab.errors import LabError
 from driftcheck.lab.runtime import HostRuntime
-from driftcheck.lab.spec import check_package
+from driftcheck.lab.spec import LabHostSpec, check_package
 
 #: Downloaded .deb files, kept across labs so that repeated runs download nothing.
 DEB_CACHE = Path("/var/cache/driftcheck-lab/debs")
@@ -214,6 +214,25 @@ def removals(packages: Mapping[str, str | None]) -> list[str]:
 def installs(packages: Mapping[str, str | None]) -> list[Wanted]:
     """(package, version) pairs a spec installs."""
     return [(name, version) for name, version in packages.items() if version is not None]
+
+
+def check_release_installs(spec: LabHostSpec, machine_release: str) -> None:
+    """Refuse exact-version installs on a host of another Debian release.
+
+    The .deb files come from this machine's apt, i.e. from the machine's own
+    release: dpkg -i of those into, say, a trixie root would mix releases and
+    break in ways no real host shows.  Removals use the host's own dpkg and
+    are fine, and a host of the machine's own release can take its debs.
+    """
+    wanted = installs(spec.packages)
+    if spec.release is None or spec.release == machine_release or not wanted:
+        return
+    names = ", ".join(f"{n}={v}" for n, v in wanted)
+    raise LabError(
+        f"host {spec.name} (release {spec.release}) cannot install {names}: the .debs come "
+        f"from this machine's apt ({machine_release or 'unknown release'}), not from "
+        f"{spec.release}; remove packages there (version null) or leave release out"
+    )
 
 
 def apply_packages(rt: HostRuntime, debs: Callable[[], Mapping[Wanted, Path]]) -> None:

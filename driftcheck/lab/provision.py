@@ -72,9 +72,11 @@ def key_only(public_line: str) -> str:
     return " ".join(public_line.split()[:2])
 
 
-def fresh_root_home(upper: Path) -> None:
+def fresh_root_home(upper: Path, lower: Path = Path("/")) -> None:
     """Give the host a fresh /root, like a newly installed Debian system.
 
+    The dotfiles come from ``lower``, the overlay's lower layer (the machine's
+    own / or a release's root tree), so a host gets its own release's.
     With lowerdir=/ the host would otherwise see the real machine's /root:
     its dotfiles (a .bashrc that runs e.g. ``pyenv init`` costs ~150 ms per
     SSH command), its credentials and its authorized_keys.  An *opaque* upper
@@ -90,7 +92,7 @@ def fresh_root_home(upper: Path) -> None:
         raise LabError(f"cannot prepare overlay upper dir {home}: {exc.strerror}") from None
     # Debian's own defaults for root (package base-files), when present.
     for name in ("bashrc", "profile"):
-        skel = Path(f"/usr/share/base-files/dot.{name}")
+        skel = lower / f"usr/share/base-files/dot.{name}"
         if skel.is_file():
             target = home / f".{name}"
             shutil.copyfile(skel, target)

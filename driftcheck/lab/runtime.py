@@ -24,6 +24,8 @@ class HostRuntime:
     upper: Path
     work: Path
     root: Path
+    #: The overlay's lower layer: the machine's own / or a release's root tree.
+    lower: Path = Path("/")
     port: int = 0
     host_public_key: str = ""
     known_hosts_key: str = ""

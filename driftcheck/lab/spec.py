@@ -27,6 +27,10 @@ _SYSCTL_RE = re.compile(r"net(?:\.[A-Za-z0-9_:-]+)+")
 _PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 _VERSION_RE = re.compile(r"(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*")
 
+#: The Debian releases a lab host can run instead of the machine's own root
+#: (``LabHostSpec.release``), oldest first; see :mod:`driftcheck.lab.releases`.
+RELEASES: tuple[str, ...] = ("bullseye", "bookworm", "trixie")
+
 #: The kernel files whose text a lab host can be given (see ``LabHostSpec.kernel_state``).
 KERNEL_STATE_PATHS: tuple[str, ...] = ("/proc/cmdline", "/proc/modules")
 #: The kernel's COMMAND_LINE_SIZE on x86 is 2048 (4096 on some architectures).
@@ -216,6 +220,18 @@ def check_fault(host: str, fault: object) -> Fault | None:
     return fault  # type: ignore[return-value]
 
 
+def check_release(host: str, release: object) -> str | None:
+    """None (the machine's own root) or one of :data:`RELEASES`."""
+    if release is None:
+        return None
+    if not isinstance(release, str) or release not in RELEASES:
+        raise LabError(
+            f"unknown release {release!r} for host {host}; supported releases: "
+            f"{', '.join(RELEASES)} (or leave release out for the machine's own root)"
+        )
+    return release
+
+
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
@@ -237,6 +253,9 @@ class LabHostSpec:
     ``kernel_state`` maps "/proc/cmdline" and/or "/proc/modules" to the text
     this host sees there instead of the shared kernel's (all lab hosts run
     one kernel); see :mod:`driftcheck.lab.host` for how, and its limits.
+    ``release`` names a Debian release (one of :data:`RELEASES`) whose own
+    root tree, built once by debootstrap, is the host's lower layer instead
+    of the machine's ``/``; None keeps the machine's root.
     """
 
     name: str
@@ -249,6 +268,7 @@ class LabHostSpec:
     fault: Fault | None = None
     packages: Mapping[str, str | None] = field(default_factory=_empty, hash=False)
     kernel_state: Mapping[str, str] = field(default_factory=_empty, hash=False)
+    release: str | None = None
 
     def __post_init__(self) -> None:
         name = check_host_name(self.name)
@@ -266,6 +286,7 @@ class LabHostSpec:
         for package, version in self.packages.items():
             check_package(package, version, f" on host {name}")
         check_fault(name, self.fault)
+        check_release(name, self.release)
         kernel_state = {
             path: check_kernel_state(name, path, text) for path, text in self.kernel_state.items()
         }

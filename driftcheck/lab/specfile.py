@@ -8,6 +8,7 @@ The file looks like::
       stg-web1: {environment: staging, packages: {hello: "2.10-3", tzdata: null},
                  file_modes: {/etc/x: "0600"}, file_owners: {/etc/x: "root:adm"}, fault: down,
                  kernel_state: {/proc/modules: "dummy 16384 0 - Live 0x0000000000000000\\n"}}
+      old-web1: {environment: production, release: bullseye}
 
 It is read with ``yaml.compose`` rather than ``safe_load`` so that every
 error can name its line, and so that scalars keep the text the person typed
@@ -18,8 +19,9 @@ error can name its line, and so that scalars keep the text the person typed
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 import yaml
@@ -37,6 +39,7 @@ from driftcheck.lab.spec import (
     check_owner,
     check_package,
     check_path,
+    check_release,
     check_roles,
     check_sysctl,
 )
@@ -44,18 +47,6 @@ from driftcheck.lab.spec import (
 _NULL = "tag:yaml.org,2002:null"
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
-
-_HOST_FIELDS = (
-    "environment",
-    "roles",
-    "files",
-    "file_modes",
-    "file_owners",
-    "sysctls",
-    "packages",
-    "kernel_state",
-    "fault",
-)
 
 
 class _Reader:
@@ -121,11 +112,116 @@ def _mode(reader: _Reader, node: Node, host: str, path: str) -> int:
     return int(reader.check(node, check_mode, host, path, int(digits, 8)))
 
 
+def _roles(reader: _Reader, host: str, node: Node) -> tuple[str, ...]:
+    example = "[web, app]"
+    if isinstance(node, SequenceNode):
+        roles = [reader.text(r, f"a role of host {host}", example) for r in node.value]
+    else:
+        roles = [reader.text(node, f"the roles of host {host}", example)]
+    return tuple(reader.check(node, check_roles, host, roles))
+
+
+def _paths(
+    reader: _Reader, host: str, node: Node, field: str, example: str
+) -> list[tuple[str, Node]]:
+    """(path, value node) of a mapping keyed by paths inside the host."""
+    result = []
+    for path, key_node, value in reader.mapping(node, field, example):
+        reader.check(key_node, check_path, host, path)
+        result.append((path, value))
+    return result
+
+
+def _files(reader: _Reader, host: str, node: Node) -> dict[str, str]:
+    files = {}
+    for path, value in _paths(reader, host, node, "files", '{/etc/app.conf: "listen = 80"}'):
+        content = reader.text(value, f"the content of {path}", '"listen = 80"')
+        files[path] = reader.check(value, check_content, host, path, content)
+    return files
+
+
+def _file_modes(reader: _Reader, host: str, node: Node) -> dict[str, int]:
+    example = '{/etc/app.conf: "0600"}'
+    return {
+        path: _mode(reader, value, host, path)
+        for path, value in _paths(reader, host, node, "file_modes", example)
+    }
+
+
+def _file_owners(reader: _Reader, host: str, node: Node) -> dict[str, str]:
+    owners = {}
+    for path, value in _paths(reader, host, node, "file_owners", '{/etc/app.conf: "root:adm"}'):
+        owner = reader.text(value, f"the owner of {path}", '"root:adm"')
+        owners[path] = reader.check(value, check_owner, owner, f" for {path} on host {host}")
+    return owners
+
+
+def _sysctls(reader: _Reader, host: str, node: Node) -> dict[str, str]:
+    sysctls = {}
+    example = '{net.core.somaxconn: "1024"}'
+    for key, key_node, value in reader.mapping(node, "sysctls", example):
+        text = reader.text(value, f"the value of sysctl {key}", '"1024"')
+        reader.check(key_node, check_sysctl, host, key, "1")
+        sysctls[key] = reader.check(value, check_sysctl, host, key, text)
+    return sysctls
+
+
+def _packages(reader: _Reader, host: str, node: Node) -> dict[str, str | None]:
+    packages = {}
+    where = f" on host {host}"
+    for package, key_node, value in reader.mapping(
+        node, "packages", '{hello: "2.10-3", tzdata: null}'
+    ):
+        reader.check(key_node, check_package, package, None, where)
+        version = reader.optional_text(value, f"the version of {package}", '"2.10-3"')
+        packages[package] = reader.check(value, check_package, package, version, where)
+    return packages
+
+
+def _kernel_state(reader: _Reader, host: str, node: Node) -> dict[str, str]:
+    kernel_state = {}
+    example = '{/proc/cmdline: "root=/dev/vda1 ro quiet"}'
+    for path, key_node, value in reader.mapping(node, "kernel_state", example):
+        text = reader.text(value, f"the kernel_state text of {path}", '"root=/dev/vda1 ro"')
+        # The path first, so an unsupported path is named at its own line.
+        reader.check(key_node, check_kernel_state, host, path, "")
+        kernel_state[path] = reader.check(value, check_kernel_state, host, path, text)
+    return kernel_state
+
+
+def _fault(reader: _Reader, host: str, node: Node) -> str | None:
+    fault = reader.optional_text(node, f"the fault of host {host}", "down")
+    checked: str | None = reader.check(node, check_fault, host, fault)
+    return checked
+
+
+def _release(reader: _Reader, host: str, node: Node) -> str | None:
+    release = reader.optional_text(node, f"the release of host {host}", "trixie")
+    checked: str | None = reader.check(node, check_release, host, release)
+    return checked
+
+
+#: How each optional host field is read, in the order the fields are checked.
+_FIELD_READERS: Mapping[str, Callable[[_Reader, str, Node], Any]] = MappingProxyType(
+    {
+        "roles": _roles,
+        "files": _files,
+        "file_modes": _file_modes,
+        "file_owners": _file_owners,
+        "sysctls": _sysctls,
+        "packages": _packages,
+        "kernel_state": _kernel_state,
+        "fault": _fault,
+        "release": _release,
+    }
+)
+_HOST_FIELDS = ("environment", *_FIELD_READERS)
+
+
 def _host(reader: _Reader, name: str, name_node: Node, node: Node) -> LabHostSpec:
     reader.check(name_node, check_host_name, name)
-    example = "{environment: staging, roles: [web]}"
-    items = reader.mapping(node, f"host {name}", example)
-    fields = {key: (key_node, value) for key, key_node, value in items}
+    items = reader.mapping(node, f"host {name}", "{environment: staging, roles: [web]}")
+    fields = {key: value for key, _, value in items}
     for key, key_node, _ in items:
         if key not in _HOST_FIELDS:
             close = difflib.get_close_matches(key, _HOST_FIELDS, n=1)
@@ -133,81 +229,14 @@ def _host(reader: _Reader, name: str, name_node: Node, node: Node) -> LabHostSpe
             reader.fail(key_node, f"unknown field {key!r} for host {name}; {hint}")
     if "environment" not in fields:
         reader.fail(node, f"host {name} has no environment; add e.g. environment: staging")
-
-    env_node = fields["environment"][1]
+    env_node = fields["environment"]
     environment = reader.text(env_node, f"the environment of host {name}", "staging")
     reader.check(env_node, check_environment, name, environment)
-    kwargs: dict[str, Any] = {}
-
-    if "roles" in fields:
-        roles_node = fields["roles"][1]
-        example = "[web, app]"
-        if isinstance(roles_node, SequenceNode):
-            roles = [reader.text(r, f"a role of host {name}", example) for r in roles_node.value]
-        else:
-            roles = [reader.text(roles_node, f"the roles of host {name}", example)]
-        kwargs["roles"] = reader.check(roles_node, check_roles, name, roles)
-
-    def paths(field: str, example: str) -> list[tuple[str, Node]]:
-        if field not in fields:
-            return []
-        result = []
-        for path, key_node, value in reader.mapping(fields[field][1], field, example):
-            reader.check(key_node, check_path, name, path)
-            result.append((path, value))
-        return result
-
-    files = {}
-    for path, value in paths("files", '{/etc/app.conf: "listen = 80"}'):
-        content = reader.text(value, f"the content of {path}", '"listen = 80"')
-        files[path] = reader.check(value, check_content, name, path, content)
-    kwargs["files"] = files
-    kwargs["file_modes"] = {
-        path: _mode(reader, value, name, path)
-        for path, value in paths("file_modes", '{/etc/app.conf: "0600"}')
+    kwargs = {
+        field: read(reader, name, fields[field])
+        for field, read in _FIELD_READERS.items()
+        if field in fields
     }
-    owners = {}
-    for path, value in paths("file_owners", '{/etc/app.conf: "root:adm"}'):
-        owner = reader.text(value, f"the owner of {path}", '"root:adm"')
-        owners[path] = reader.check(value, check_owner, owner, f" for {path} on host {name}")
-    kwargs["file_owners"] = owners
-
-    if "sysctls" in fields:
-        sysctls = {}
-        example = '{net.core.somaxconn: "1024"}'
-        for key, key_node, value in reader.mapping(fields["sysctls"][1], "sysctls", example):
-            text = reader.text(value, f"the value of sysctl {key}", '"1024"')
-            reader.check(key_node, check_sysctl, name, key, "1")
-            sysctls[key] = reader.check(value, check_sysctl, name, key, text)
-        kwargs["sysctls"] = sysctls
-
-    if "packages" in fields:
-        packages = {}
-        example = '{hello: "2.10-3", tzdata: null}'
-        for package, key_node, value in reader.mapping(fields["packages"][1], "packages", example):
-            reader.check(key_node, check_package, package, None, f" on host {name}")
-            version = reader.optional_text(value, f"the version of {package}", '"2.10-3"')
-            packages[package] = reader.check(
-                value, check_package, package, version, f" on host {name}"
-            )
-        kwargs["packages"] = packages
-
-    if "kernel_state" in fields:
-        kernel_state = {}
-        example = '{/proc/cmdline: "root=/dev/vda1 ro quiet"}'
-        for path, key_node, value in reader.mapping(
-            fields["kernel_state"][1], "kernel_state", example
-        ):
-            text = reader.text(value, f"the kernel_state text of {path}", '"root=/dev/vda1 ro"')
-            kernel_state[path] = reader.check(key_node, check_kernel_state, name, path, "")
-            kernel_state[path] = reader.check(value, check_kernel_state, name, path, text)
-        kwargs["kernel_state"] = kernel_state
-
-    if "fault" in fields:
-        fault_node = fields["fault"][1]
-        fault = reader.optional_text(fault_node, f"the fault of host {name}", "down")
-        kwargs["fault"] = reader.check(fault_node, check_fault, name, fault)
-
     try:
         return LabHostSpec(name, environment, **kwargs)
     except LabError as exc:  # what the field checks above cannot see
