@@ -30,7 +30,7 @@ from driftcheck.lab.spec import RELEASES
 from driftcheck.model import HostStatus
 from driftcheck.redact import Redactor
 from driftcheck.storage import Store
-from tests.lab_support import lab_mounts, lab_netns, live_lab_processes, mounts_under, ssh
+from tests.support.lab_support import lab_mounts, lab_netns, live_lab_processes, mounts_under, ssh
 
 PLANTED = "/etc/myapp/app.conf"
 SYSCTL = ("net.core.somaxconn", "1777")
