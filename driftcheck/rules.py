@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -349,22 +349,19 @@ class SectionRules:
 
     def for_key(self, key: str) -> KeyRules:
         """The rules of this section that select ``key``."""
-
-        def hit(sel: Selector) -> bool:
-            return bool(sel.pattern.fullmatch(key))
-
+        # Called for every differing key: plain comprehensions, no helper call per rule.
         return KeyRules(
-            tuple(m for m in self.maps if hit(m.selector)),
-            tuple(e for e in self.expect if hit(e.selector)),
-            tuple(r for r in self.ignore if hit(r.selector)),
-            tuple((n, w) for n, w in self.waivers if hit(w.selector)),
+            tuple(m for m in self.maps if m.selector.pattern.fullmatch(key)),
+            tuple(e for e in self.expect if e.selector.pattern.fullmatch(key)),
+            tuple(r for r in self.ignore if r.selector.pattern.fullmatch(key)),
+            tuple((n, w) for n, w in self.waivers if w.selector.pattern.fullmatch(key)),
         )
 
 
-@dataclass(frozen=True)
-class KeyRules:
+class KeyRules(NamedTuple):
     """The rules that select one key: map and expect decide the comparison, ignore and
-    waivers what a difference found is."""
+    waivers what a difference found is. (A named tuple: one is made per differing
+    key, and it is cheaper to build than a frozen dataclass.)"""
 
     maps: tuple[ValueMap, ...]
     expects: tuple[Expect, ...]
