@@ -88,11 +88,6 @@ _ABOUT_A_SECRET = frozenset(
         "policy",
     }
 )
-# Every line that any rule below could change contains one of these; lines
-# without them (most of sysctl -a or a config file) skip the expensive rules.
-_CANDIDATE = re.compile(
-    r"pass|pwd|pw\b|secret|token|cred|key|auth|salt|psk|community|://", re.IGNORECASE
-)
 # key=value pairs anywhere in a line: connection strings (Server=x;Password=y),
 # libpq (host=db password=y), query strings (?token=y), XML attributes
 # (password="y"), PHP ($db_password = 'y'), JSON on one line.
@@ -118,6 +113,42 @@ _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
 _YAML_BLOCK = re.compile(r"^(?P<indent>\s*)(?P<name>[\w.\-]+)\s*:\s*[|>][-+0-9]*\s*(#.*)?$")
 _WORD_SPLIT = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+# Every line that any rule above could change contains one of these words (in lower
+# case: a case-insensitive regex is many times slower); lines without them (most of
+# sysctl -a or a config file) skip the expensive rules.
+_CANDIDATE_WORDS = (
+    *("pass", "pwd", "pw", "secret", "token", "cred", "key", "auth", "salt", "psk"),
+    *("community", "://"),
+)
+
+
+def _prefix_tree(words: list[str]) -> str:
+    """A regex matching any of ``words``, nested by common prefix (``a(?:uth|kia)``).
+
+    The regex engine tries a flat alternation's branches one by one at every
+    position; nested, one character comparison rules out all words but a few. A word
+    with a shorter word as its prefix is left out: a prefilter only needs the shorter
+    one.
+    """
+    branches: dict[str, list[str]] = {}
+    for word in words:
+        branches.setdefault(word[0], []).append(word[1:])
+    alternatives = []
+    for first, rests in sorted(branches.items()):
+        ends_here = "" in rests
+        alternatives.append(re.escape(first) + ("" if ends_here else _prefix_tree(rests)))
+    if len(alternatives) == 1:
+        return alternatives[0]
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+_CANDIDATE = re.compile(_prefix_tree(sorted({word.lower() for word in _CANDIDATE_WORDS})))
+
+
+def _may_hold_secret(line: str) -> bool:
+    return _CANDIDATE.search(line.lower()) is not None
 
 
 def is_secret_name(name: str) -> bool:
@@ -181,7 +212,7 @@ class Redactor:
 
     def scrub_line(self, line: str) -> str:
         """Redact secret assignments, URL passwords and XML secret elements in one line."""
-        if not _CANDIDATE.search(line):
+        if not _may_hold_secret(line):
             return line  # the common case, decided by one cheap search
         line = _URL_CREDENTIALS.sub(lambda m: m["head"] + self._value(m["pw"]), line)
         line = _XML_SECRET.sub(lambda m: m["open"] + self._value(m["value"]) + m["close"], line)
