@@ -91,10 +91,15 @@ def test_private_key_blocks_are_replaced_whole() -> None:
         "QyNTUxOQAAACBhunter2hunter2hunter2hunter2hunter2hunter2hunter2AAAA",
         "-----END OPENSSH PRIVATE KEY-----",
     ]
-    out = Redactor(KEY).scrub_lines(["before", *pem, "after"])
+    r = Redactor(KEY)
+    out = r.scrub_lines(["before", *pem, "after"])
     assert out[0] == "before" and out[-1] == "after"
     assert out[1] == pem[0] and out[3] == pem[-1] and REDACTED.fullmatch(out[2])
     assert "hunter2" not in "\n".join(out)
+    # The token is the hash of the key lines alone, as stored by earlier versions: an
+    # upgrade must not make every private key look changed.
+    assert out[2] == r.token("\n".join(pem[1:-1]))
+    assert r.scrub_lines(out) == out
 
 
 def test_yaml_block_scalar_secret_is_replaced() -> None:
@@ -163,3 +168,47 @@ def test_public_settings_stay_readable(line: str) -> None:
 def test_pem_without_end_is_redacted_to_the_end() -> None:
     out = Redactor(KEY).scrub_lines(["-----BEGIN PRIVATE KEY-----", "AAAAhunter2", "BBBBhunter2"])
     assert len(out) == 2 and "hunter2" not in "\n".join(out)
+
+
+# What a field test found in reports and the database: secrets with a shape of their own,
+# under any name or none.
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJodW50ZXIyIn0"
+    ".c2lnbmF0dXJlLWh1bnRlcjItc2lnbmF0dXJl"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        (
+            '"key": "-----BEGIN PRIVATE KEY-----\\nMIIEhunter2\\n-----END PRIVATE KEY-----\\n",',
+            "hunter2",
+        ),
+        ("jwt: " + JWT, JWT[40:]),
+        ("session " + JWT, JWT[40:]),
+        ("db.internal:5432:app:app:hunter2", "hunter2"),
+        ("note: AKIAQAVSYEEFNPAXX5I6 rotated", "AKIAQAVSYEEFNPAXX5I6"),
+        (
+            "github = ghp_vcgr4C659ApiBkXhP8uQJovskSlWcFA4tKo4",
+            "ghp_vcgr4C659ApiBkXhP8uQJovskSlWcFA4tKo4",
+        ),
+        ("url: https://hooks.slack.com/services/T0/B0/hunter2hunter2", "hunter2"),
+        ("alice:$apr1$A4vJFNdl$MHhEvgEL5crnIq6kOUlExD", "MHhEvgEL5crnIq6kOUlExD"),
+    ],
+)
+def test_secrets_found_by_their_shape(line: str, secret: str) -> None:
+    scrubbed = Redactor(KEY).scrub_text(line)  # scrub_text: also the rules that span lines
+    assert secret not in scrubbed and REDACTED.search(scrubbed), scrubbed
+
+
+def test_a_key_in_a_quoted_string_over_lines_keeps_the_string() -> None:
+    lines = [
+        'key: "-----BEGIN EC PRIVATE KEY-----\\nMHcCAQhunter2\\n\\',
+        "  AoGCCqhunter2\\n\\",
+        '  -----END EC PRIVATE KEY-----\\n"',
+    ]
+    out = Redactor(KEY).scrub_lines(lines)
+    assert out[0] == 'key: "-----BEGIN EC PRIVATE KEY-----'
+    assert out[1].startswith("  <redacted:") and out[2] == lines[2]
+    assert "hunter2" not in "\n".join(out)
