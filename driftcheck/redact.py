@@ -40,8 +40,9 @@ _HARMLESS_VALUE = re.compile(
     re.I,
 )
 # Directives that pass requests on, and words naming a realm, not a secret:
-# nginx proxy_pass/fastcgi_pass, auth_basic "Restricted".
-_PUBLIC_FIRST_WORD = frozenset({"proxy", "fastcgi", "uwsgi", "scgi", "grpc", "memcached"})
+# nginx proxy_pass/fastcgi_pass, auth_basic "Restricted"; "no" negates a flag
+# (--no-password).
+_PUBLIC_FIRST_WORD = frozenset({"proxy", "fastcgi", "uwsgi", "scgi", "grpc", "memcached", "no"})
 # A last word like these makes the setting *about* a secret (where it lives, how
 # long it is), not the secret itself: "password_min_length", "token_ttl", "key_file".
 _ABOUT_A_SECRET = frozenset(
@@ -75,6 +76,7 @@ _ABOUT_A_SECRET = frozenset(
         "cipher",
         "format",
         "policy",
+        "stdin",
     }
 )
 _WORD_SPLIT = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
@@ -160,10 +162,11 @@ _XML_SECRET = re.compile(
 )
 # key=value pairs anywhere in a line: connection strings (Server=x;Password=y),
 # libpq (host=db password=y), query strings (?token=y), XML attributes
-# (password="y"), PHP ($db_password = 'y'), JSON on one line.
+# (password="y"), PHP ($db_password = 'y'), JSON on one line, --password=y.
 _INLINE = re.compile(
     r"(?P<name>[A-Za-z_$][\w.\-]*)(?P<sep>[\"']?\s*(?:=>|=|:)\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s;,&\"'<>)]+)"
+    # Unquoted, a value stops at brackets: "{user: u, password: y}" is a YAML flow map.
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s;,&\"'<>(){}\[\]]+)"
 )
 # XML/.config pairs: <add key="DbPassword" value="y"/>, define('DB_PASSWORD', 'y').
 _LABELLED = re.compile(
@@ -171,20 +174,77 @@ _LABELLED = re.compile(
     r"|(?P<dhead>define\(\s*['\"](?P<dlabel>[^'\"]+)['\"]\s*,\s*(?P<q>['\"]))(?P<dvalue>.*?)(?=(?P=q))",
     re.IGNORECASE,
 )
-# HTTP credentials: Authorization: Bearer y, proxy_set_header Authorization "Basic y".
-_AUTH_HEADER = re.compile(
-    r"(?P<head>authorization[\"']?\s*[:=]?\s*[\"']?\s*(?:bearer|basic|token|digest|negotiate)\s+)"
-    r"(?P<value>[^\s\"']+)",
+# HTTP headers whose value is a credential although their name says nothing secret.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# A credential header written "Name: value" (raw HTTP, curl -H, YAML/JSON maps). After an
+# auth scheme only the credential is redacted, so "Bearer" or "Basic" stays readable;
+# without one, the value is everything up to the quote that ends it or the line's end
+# (cookies are "a=1; b=2").
+_CREDENTIAL_HEADER = re.compile(
+    r"(?P<head>(?<![\w-])(?:proxy-)?authorization[\"']?\s*[:=]?\s*[\"']?\s*"
+    r"(?:bearer|basic|token|digest|negotiate|ntlm|apikey)\s+)(?P<value>[^\s\"']+)"
+    r"|(?P<nhead>(?<![\w-])(?:(?:proxy-)?authorization|(?:set-)?cookie)[\"']?\s*[:=]\s*)"
+    r"(?P<nvalue>\"[^\"]*\"|'[^']*'|[^\"'\s][^\"']*?)(?=\s*(?:[\"',;]\s*)?$|[\"'])",
     re.IGNORECASE,
 )
-# .netrc: machine h login u password y
-_NETRC = re.compile(r"(?P<head>\bpassword\s+)(?P<value>\S+)", re.IGNORECASE)
+# Directives that set a named header, parameter or variable to a value: nginx
+# (proxy_set_header, add_header, fastcgi_param, set $var), Apache (RequestHeader set,
+# Header always set, SetEnv), HAProxy (http-request set-header). The name decides.
+_NAMED_DIRECTIVE = re.compile(
+    r"^(?P<head>\s*(?:(?:proxy|grpc)_set_header|add_header|add_trailer|(?:fastcgi|uwsgi|scgi)_param"
+    r"|set|(?i:(?:request)?header)(?:\s+(?i:always|onsuccess))?\s+(?i:set|append|add|merge|setifempty)"
+    r"|(?i:setenv)|http-(?:request|response)\s+(?:set|add)-header)"
+    r"\s+[\"']?(?P<name>\$?[\w.-]+)[\"']?\s+)(?P<value>\"[^\"]*\"|'[^']*'|[^\s;\"']+)"
+)
 # libpq's .pgpass: hostname:port:database:username:password, with \: and \\ escapes.
 _PGPASS_FIELD = r"(?:[^\s:\\]|\\.)+"
 _PGPASS_HOST_PORT = rf"(?![#\s]){_PGPASS_FIELD}:(?:\d+|\*):"
 _PGPASS = re.compile(
     rf"^(?P<head>{_PGPASS_HOST_PORT}{_PGPASS_FIELD}:{_PGPASS_FIELD}:)(?P<value>(?:[^:\\]|\\.)+)$"
 )
+# An option and its value as two words: --password x, -token x (the "=" form is an
+# inline pair). The value is not an option itself.
+_OPTION = re.compile(
+    r"(?<![\w.-])--?(?P<name>[A-Za-z][\w.-]*)\s+"
+    r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s;&|'\"<>-][^\s;&|'\"<>]*)"
+)
+_ARG = r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s;&|'\"]+)"
+# Tools whose password option is one letter, so the option's name cannot tell:
+# (the command on the line, its password option). mysql takes -pSECRET attached
+# only ("-p x" means "ask, then use database x").
+_TOOL_PASSWORD_OPTIONS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (re.compile(r"\b(?:mysql|mariadb)\w*"), re.compile(r"(?<![\w.-])-p(?P<value>[^\s;&|'\"]+)")),
+    (re.compile(r"\bsshpass\b"), re.compile(r"(?<![\w.-])-p\s*" + _ARG)),
+    (
+        re.compile(r"\b(?:docker|podman|buildah|skopeo|helm)\b.*\blogin\b"),
+        re.compile(r"(?<![\w.-])-p\s+" + _ARG),
+    ),
+    (re.compile(r"\bredis-cli\b"), re.compile(r"(?<![\w.-])-a\s+" + _ARG)),
+    (
+        re.compile(r"\b(?:curl|wget)\b"),
+        re.compile(
+            r"(?<![\w.-])(?:-u\s*|--(?:proxy-)?user[=\s]\s*)['\"]?[^\s:'\"]+:(?P<value>[^\s'\"]+)"
+        ),
+    ),
+)
+# A password word in a statement about a user: a .netrc line (its tokens come in any
+# order after "machine h", "default" or "login u"), HAProxy "user u password HASH" and
+# "user u insecure-password p". At the start of the line only, since prose says "the
+# user and password in the vault".
+_USER_PASSWORD = re.compile(
+    r"(?P<head>^\s*(?:machine\s+\S+|default|login\s+\S+|user\s+\S+)\s.*?"
+    r"\b(?:insecure-)?password\s+)(?P<value>[^\s#]+)",
+    re.IGNORECASE,
+)
+# Prose that gives a secret away: "the root password is X", "old password was X", in
+# a comment or free text. An unquoted value must look like a credential, since
+# "the password is required" is the commoner sentence.
+_PROSE_SECRET = re.compile(
+    r"(?P<head>\b(?P<name>[A-Za-z][\w-]*)\s+(?:is|was)(?:\s+(?:now|still))?\s+)"
+    r"(?P<value>\"[^\"]+\"|'[^']+'|[^\s\"']+?)(?=[.,;:!?)]*(?:\s|$))"
+)
+_NOT_A_PLAIN_WORD = re.compile(r"[^A-Za-z]|.[A-Z]")
+
 _PEM_BEGIN = re.compile(r"-{4,5} ?BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}")
 _PEM_END = re.compile(r"-{4,5} ?END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}")
 # A whole key on one line: a JSON, TOML or YAML quoted string with "\n" escapes.
@@ -192,6 +252,10 @@ _PEM_ON_ONE_LINE = re.compile(
     f"(?P<begin>{_PEM_BEGIN.pattern})(?P<body>.*?)(?P<end>{_PEM_END.pattern})"
 )
 _YAML_BLOCK = re.compile(r"^(?P<indent>\s*)(?P<name>[\w.\-]+)\s*:\s*[|>][-+0-9]*\s*(#.*)?$")
+# A Kubernetes env entry (and any YAML list of name/value maps): the name says whether
+# the value on the next line is a secret.
+_YAML_NAME_ITEM = re.compile(r"^(?P<indent>\s*)- name:\s*[\"']?(?P<label>[\w.-]+)[\"']?\s*$")
+_YAML_VALUE_KEY = re.compile(r"^(?P<head>\s*value:\s*)(?P<value>.*?)(?P<post>\s*)$")
 
 
 # Every line that any rule above could change contains one of these words (in lower
@@ -199,7 +263,7 @@ _YAML_BLOCK = re.compile(r"^(?P<indent>\s*)(?P<name>[\w.\-]+)\s*:\s*[|>][-+0-9]*
 # sysctl -a or a config file) skip the expensive rules.
 _CANDIDATE_WORDS = (
     *("pass", "pwd", "pw", "secret", "token", "cred", "key", "auth", "salt", "psk"),
-    *("community", "://"),
+    *("community", "cookie", "://", "mysql", "mariadb", "login", "redis-cli", "curl", "wget"),
     *(keyword for keywords, _ in _TOKEN_FORMATS for keyword in keywords),
 )
 
@@ -310,8 +374,20 @@ class Redactor:
         line = self._scrub_named(self._scrub_shapes(line))
         m = _ASSIGNMENT.match(line)
         if m and m["value"] and is_secret_name(m["name"]):
-            line = m["pre"] + m["name"] + m["q"] + m["sep"] + self._value(m["value"]) + m["post"]
+            value = self._secret_value(m["value"])
+            line = m["pre"] + m["name"] + m["q"] + m["sep"] + value + m["post"]
         return self._scrub_pairs(line)
+
+    def _secret_value(self, value: str) -> str:
+        """The value of a secret setting, redacted; a flow map keeps its shape.
+
+        Everything in ``auth = { user = "u", pass = "p" }`` (a TOML inline table, a YAML
+        flow map) is redacted, but value by value, so that the file still parses.
+        """
+        if not (value.startswith("{") and value.endswith("}")):
+            return self._value(value)
+        inner = _INLINE.sub(lambda p: p["name"] + p["sep"] + self._value(p["value"]), value[1:-1])
+        return "{" + inner + "}"
 
     def _scrub_shapes(self, line: str) -> str:
         """Secrets found by their shape or their line's shape, whatever they are called."""
@@ -330,10 +406,22 @@ class Redactor:
         )
 
     def _scrub_named(self, line: str) -> str:
-        """Secrets a name or an Authorization header in the line announces."""
+        """Secrets a name, header or directive in the line announces."""
         line = _XML_SECRET.sub(lambda m: m["open"] + self._value(m["value"]) + m["close"], line)
-        line = _AUTH_HEADER.sub(lambda m: m["head"] + self._value(m["value"]), line)
+        line = _CREDENTIAL_HEADER.sub(self._credential_header, line)
+        line = _NAMED_DIRECTIVE.sub(self._named_directive, line)
         return _LABELLED.sub(self._labelled, line)
+
+    def _credential_header(self, m: re.Match[str]) -> str:
+        if m["head"] is not None:
+            return m["head"] + self._value(m["value"])
+        return m["nhead"] + self._value(m["nvalue"])
+
+    def _named_directive(self, m: re.Match[str]) -> str:
+        name = m["name"].lstrip("$")
+        if is_secret_name(name) or name.lower() in _CREDENTIAL_HEADERS:
+            return m["head"] + self._value(m["value"])
+        return m[0]
 
     def _labelled(self, m: re.Match[str]) -> str:
         if m["head"] is not None:
@@ -343,11 +431,14 @@ class Redactor:
         return head + (self._value(value) if is_secret_name(label) else value)
 
     def _scrub_pairs(self, line: str) -> str:
-        """Secrets in name/value pairs anywhere in the line, and .netrc passwords."""
+        """Secrets in name/value pairs anywhere in the line: key=value, options, prose."""
         line = _INLINE.sub(self._inline, line)
-        if _NETRC.search(line) and re.search(r"\b(?:machine|default)\b", line):
-            line = _NETRC.sub(lambda m: m["head"] + self._value(m["value"]), line)
-        return line
+        line = _OPTION.sub(self._named_value, line)
+        for command, option in _TOOL_PASSWORD_OPTIONS:
+            if command.search(line):
+                line = option.sub(self._option_value, line)
+        line = _USER_PASSWORD.sub(lambda m: m["head"] + self._value(m["value"]), line)
+        return _PROSE_SECRET.sub(self._prose, line)
 
     def _inline(self, m: re.Match[str]) -> str:
         name, value = m["name"], m["value"]
@@ -358,12 +449,29 @@ class Redactor:
             value = value[0] + _INLINE.sub(self._inline, value[1:-1]) + value[-1]
         return name + m["sep"] + value
 
+    def _named_value(self, m: re.Match[str]) -> str:
+        if not is_secret_name(m["name"]):
+            return m[0]
+        return self._option_value(m)
+
+    def _option_value(self, m: re.Match[str]) -> str:
+        start, end = m.span("value")
+        return m.string[m.start() : start] + self._value(m["value"]) + m.string[end : m.end()]
+
+    def _prose(self, m: re.Match[str]) -> str:
+        value = m["value"]
+        quoted = value[0] in "\"'"
+        if is_secret_name(m["name"]) and (quoted or _NOT_A_PLAIN_WORD.search(value)):
+            return m["head"] + self._value(value)
+        return m[0]
+
     def scrub_lines(self, lines: list[str]) -> list[str]:
         """Scrub a block of consecutive lines (one file's content, one command's output).
 
         Besides :meth:`scrub_line` on every line, this sees what spans lines: a PEM
-        private key block (also inside a quoted string), and a YAML block scalar
-        (``password: |``) whose value is on the indented lines that follow.
+        private key block, a YAML block scalar (``password: |``) whose value is on the
+        indented lines that follow, and a YAML ``- name: X`` item whose ``value:`` is on
+        the next line.
         """
         out: list[str] = []
         i = 0
@@ -372,7 +480,11 @@ class Redactor:
                 out.append(lines[i])
                 i += 1
                 continue
-            found = self._pem_block(lines, i) or self._yaml_block(lines, i)
+            found = (
+                self._pem_block(lines, i)
+                or self._yaml_block(lines, i)
+                or self._name_value_item(lines, i)
+            )
             if found is None:
                 out.append(self._scrub_candidate(lines[i]))
                 i += 1
@@ -417,6 +529,16 @@ class Redactor:
         body = lines[i + 1 : j]
         pad = " " * (indent + 2)
         return [lines[i]] + ([self._block("\n".join(body), pad)] if body else []), j
+
+    def _name_value_item(self, lines: list[str], i: int) -> tuple[list[str], int] | None:
+        """``- name: DB_PASSWORD`` then ``  value: x``: the value of a secret name."""
+        item = _YAML_NAME_ITEM.match(lines[i])
+        if not item or i + 1 == len(lines) or not is_secret_name(item["label"]):
+            return None
+        value = _YAML_VALUE_KEY.match(lines[i + 1])
+        if not value or len(_indent(value["head"])) != len(item["indent"]) + 2:
+            return None
+        return [lines[i], value["head"] + self._value(value["value"]) + value["post"]], i + 2
 
     def scrub_text(self, text: str) -> str:
         """Scrub a whole text, keeping its final newline."""

@@ -212,3 +212,43 @@ def test_a_key_in_a_quoted_string_over_lines_keeps_the_string() -> None:
     assert out[0] == 'key: "-----BEGIN EC PRIVATE KEY-----'
     assert out[1].startswith("  <redacted:") and out[2] == lines[2]
     assert "hunter2" not in "\n".join(out)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "proxy_set_header X-Api-Key hunter2;",
+        'add_header X-Auth-Token "hunter2" always;',
+        'more_set_headers "X-Secret: hunter2";',
+        "fastcgi_param DB_PASSWORD hunter2;",
+        'RequestHeader set X-Api-Key "hunter2"',
+        "http-request set-header Authorization hunter2",
+        "curl -H 'X-Api-Key: hunter2' https://example.com",
+        "Cookie: sid=hunter2; theme=dark",
+        "Set-Cookie: session=hunter2; Path=/; HttpOnly",
+        "Authorization: hunter2",
+        "db_host = db1 # old password was hunter2",
+        "The staging root password is hunter2.",
+        "mysqldump -u backup -phunter2 app",
+        "sshpass -p 'hunter2' ssh web1",
+        "docker login -u ci -p hunter2 registry.example.com",
+        "redis-cli -a hunter2 ping",
+        "/usr/local/bin/deploy --api-key hunter2",
+        "    user ops insecure-password hunter2",
+        "headers: {X-Api-Key: hunter2, Accept: application/json}",
+    ],
+)
+def test_secrets_announced_by_a_header_directive_option_or_sentence(line: str) -> None:
+    assert "hunter2" not in Redactor(KEY).scrub_line(line), line
+
+
+def test_a_kubernetes_env_value_follows_its_name() -> None:
+    lines = ["- name: DB_PASSWORD", "  value: hunter2", "- name: LOG_LEVEL", "  value: info"]
+    out = Redactor(KEY).scrub_lines(lines)
+    assert out[1].startswith("  value: <redacted:") and out[2:] == lines[2:]
+
+
+def test_a_secret_flow_map_is_redacted_value_by_value() -> None:
+    out = Redactor(KEY).scrub_line('auth = { user = "app", pass = "hunter2" }')
+    assert out.startswith('auth = { user = "<redacted:') and out.endswith('>" }')
+    assert "hunter2" not in out
