@@ -30,7 +30,9 @@ _SECRET_WORD = re.compile(
     re.IGNORECASE,
 )
 # Words that contain a secret word but name something public.
-_PUBLIC_WORD = re.compile(r"^(?:pub.*|public.*|bypass|keyring|keys?(?:ize|ring|map)s?)$", re.I)
+_PUBLIC_WORD = re.compile(
+    r"^(?:pub.*|public.*|bypass|sshpass|keyring|keys?(?:ize|ring|map)s?)$", re.I
+)
 # Values that cannot be a secret; keeping them readable keeps reports useful
 # (sshd's "PubkeyAuthentication yes" or "PasswordAuthentication no").
 _HARMLESS_VALUE = re.compile(
@@ -59,6 +61,7 @@ _ABOUT_A_SECRET = frozenset(
         "min",
         "max",
         "age",
+        "days",
         "expiry",
         "expires",
         "timeout",
@@ -66,6 +69,7 @@ _ABOUT_A_SECRET = frozenset(
         "type",
         "algorithm",
         "algorithms",
+        "method",
         "interval",
         "tries",
         "attempts",
@@ -154,6 +158,15 @@ _ASSIGNMENT = re.compile(
     r"^(?P<pre>\s*(?:export\s+)?[\"']?)(?P<name>[A-Za-z_][\w.\-]*)(?P<q>[\"']?)"
     r"(?P<sep>\s*[:=]\s*|\s+)(?P<value>.*?)(?P<post>\s*[;,]?\s*)$"
 )
+# "Tokens expire after one hour." starts like "token value" but reads as a sentence:
+# several words ending in a full stop are prose, not a setting.
+_SENTENCE = re.compile(r"^\S+(?:\s+\S+){2,}[.!?]$")
+# A PAM rule (pam.conf(5)): "auth required pam_unix.so nullok". Its type and control
+# fields are keywords, not secrets; only the module's key=value arguments can hold one.
+_PAM_RULE = re.compile(
+    r"^\s*-?(?:auth|account|password|session)\s+"
+    r"(?:\[[^\]]*\]|required|requisite|sufficient|optional|include|substack)\s+\S+"
+)
 _URL_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][\w+.\-]*://[^/\s:@]*:)(?P<pw>[^@\s/]+)(?=@)")
 _XML_SECRET = re.compile(
     r"(?P<open><(?P<tag>[\w.\-]*(?:pass|secret|token|key|credential)[\w.\-]*)>)"
@@ -168,6 +181,8 @@ _INLINE = re.compile(
     # Unquoted, a value stops at brackets: "{user: u, password: y}" is a YAML flow map.
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s;,&\"'<>(){}\[\]]+)"
 )
+# sudoers(5) tags are followed by ":" like a pair, but "NOPASSWD: ALL" names no secret.
+_SUDOERS_TAG = re.compile(r"(?:NO)?PASSWD")
 # XML/.config pairs: <add key="DbPassword" value="y"/>, define('DB_PASSWORD', 'y').
 _LABELLED = re.compile(
     r"(?P<head>(?:key|name)\s*=\s*\"(?P<label>[^\"]*)\"\s+value\s*=\s*\")(?P<value>[^\"]*)"
@@ -371,9 +386,17 @@ class Redactor:
 
     def _scrub_candidate(self, line: str) -> str:
         """:meth:`scrub_line` for a line the prefilter let through."""
+        pam = _PAM_RULE.match(line)
+        if pam:  # only the module's arguments can hold a secret
+            return pam[0] + self._scrub_pairs(self._scrub_shapes(line[pam.end() :]))
         line = self._scrub_named(self._scrub_shapes(line))
         m = _ASSIGNMENT.match(line)
-        if m and m["value"] and is_secret_name(m["name"]):
+        if (
+            m
+            and m["value"]
+            and is_secret_name(m["name"])
+            and (m["sep"].strip() or not _SENTENCE.match(m["value"]))
+        ):
             value = self._secret_value(m["value"])
             line = m["pre"] + m["name"] + m["q"] + m["sep"] + value + m["post"]
         return self._scrub_pairs(line)
@@ -442,6 +465,12 @@ class Redactor:
 
     def _inline(self, m: re.Match[str]) -> str:
         name, value = m["name"], m["value"]
+        if (
+            _SUDOERS_TAG.fullmatch(name)
+            and m["sep"].strip() == ":"
+            and "=" in m.string[: m.start()]
+        ):
+            return m[0]  # "deploy ALL=(ALL) NOPASSWD: ALL"
         if is_secret_name(name.lstrip("$")):
             return name + m["sep"] + self._value(value)
         if len(value) > 2 and value[0] in "\"'":

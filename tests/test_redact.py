@@ -252,3 +252,35 @@ def test_a_secret_flow_map_is_redacted_value_by_value() -> None:
     out = Redactor(KEY).scrub_line('auth = { user = "app", pass = "hunter2" }')
     assert out.startswith('auth = { user = "<redacted:') and out.endswith('>" }')
     assert "hunter2" not in out
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "deploy ALL=(ALL) NOPASSWD: ALL",
+        "ops ALL=(root) NOPASSWD: /usr/bin/systemctl restart app, PASSWD: ALL",
+        "backup ALL=(postgres) NOPASSWD:SETENV: /usr/bin/pg_dumpall",
+        "auth\trequired\t\t\tpam_permit.so",
+        "password\t[success=1 default=ignore]\tpam_unix.so obscure use_authtok yescrypt",
+        "account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so",
+        "PASS_MAX_DAYS\t99999",
+        "auth_method: scram-sha-256",
+        "Tokens expire after one hour; refresh them with the CLI.",
+        "sshpass -f /etc/deploy.pass ssh web1 uptime",
+        "Set the user and password in the vault",
+    ],
+)
+def test_sudoers_pam_and_prose_stay_readable(line: str) -> None:
+    assert Redactor(KEY).scrub_line(line) == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "password hunter two",  # not a PAM rule: "hunter" is no PAM control
+        "password\tsufficient\tpam_mysql.so user=app passwd=hunter2",
+        "deploy ALL=(root) NOPASSWD: /usr/bin/mysqladmin --password=hunter2 flush-logs",
+    ],
+)
+def test_what_pam_and_sudoers_lines_hold_is_still_found(line: str) -> None:
+    assert "hunter" not in Redactor(KEY).scrub_line(line), line
