@@ -91,10 +91,15 @@ def test_private_key_blocks_are_replaced_whole() -> None:
         "QyNTUxOQAAACBhunter2hunter2hunter2hunter2hunter2hunter2hunter2AAAA",
         "-----END OPENSSH PRIVATE KEY-----",
     ]
-    out = Redactor(KEY).scrub_lines(["before", *pem, "after"])
+    r = Redactor(KEY)
+    out = r.scrub_lines(["before", *pem, "after"])
     assert out[0] == "before" and out[-1] == "after"
     assert out[1] == pem[0] and out[3] == pem[-1] and REDACTED.fullmatch(out[2])
     assert "hunter2" not in "\n".join(out)
+    # The token is the hash of the key lines alone, as stored by earlier versions: an
+    # upgrade must not make every private key look changed.
+    assert out[2] == r.token("\n".join(pem[1:-1]))
+    assert r.scrub_lines(out) == out
 
 
 def test_yaml_block_scalar_secret_is_replaced() -> None:
@@ -163,3 +168,119 @@ def test_public_settings_stay_readable(line: str) -> None:
 def test_pem_without_end_is_redacted_to_the_end() -> None:
     out = Redactor(KEY).scrub_lines(["-----BEGIN PRIVATE KEY-----", "AAAAhunter2", "BBBBhunter2"])
     assert len(out) == 2 and "hunter2" not in "\n".join(out)
+
+
+# What a field test found in reports and the database: secrets with a shape of their own,
+# under any name or none.
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJodW50ZXIyIn0"
+    ".c2lnbmF0dXJlLWh1bnRlcjItc2lnbmF0dXJl"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        (
+            '"key": "-----BEGIN PRIVATE KEY-----\\nMIIEhunter2\\n-----END PRIVATE KEY-----\\n",',
+            "hunter2",
+        ),
+        ("jwt: " + JWT, JWT[40:]),
+        ("session " + JWT, JWT[40:]),
+        ("db.internal:5432:app:app:hunter2", "hunter2"),
+        ("note: AKIAQAVSYEEFNPAXX5I6 rotated", "AKIAQAVSYEEFNPAXX5I6"),
+        (
+            "github = ghp_vcgr4C659ApiBkXhP8uQJovskSlWcFA4tKo4",
+            "ghp_vcgr4C659ApiBkXhP8uQJovskSlWcFA4tKo4",
+        ),
+        ("url: https://hooks.slack.com/services/T0/B0/hunter2hunter2", "hunter2"),
+        ("alice:$apr1$A4vJFNdl$MHhEvgEL5crnIq6kOUlExD", "MHhEvgEL5crnIq6kOUlExD"),
+    ],
+)
+def test_secrets_found_by_their_shape(line: str, secret: str) -> None:
+    scrubbed = Redactor(KEY).scrub_text(line)  # scrub_text: also the rules that span lines
+    assert secret not in scrubbed and REDACTED.search(scrubbed), scrubbed
+
+
+def test_a_key_in_a_quoted_string_over_lines_keeps_the_string() -> None:
+    lines = [
+        'key: "-----BEGIN EC PRIVATE KEY-----\\nMHcCAQhunter2\\n\\',
+        "  AoGCCqhunter2\\n\\",
+        '  -----END EC PRIVATE KEY-----\\n"',
+    ]
+    out = Redactor(KEY).scrub_lines(lines)
+    assert out[0] == 'key: "-----BEGIN EC PRIVATE KEY-----'
+    assert out[1].startswith("  <redacted:") and out[2] == lines[2]
+    assert "hunter2" not in "\n".join(out)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "proxy_set_header X-Api-Key hunter2;",
+        'add_header X-Auth-Token "hunter2" always;',
+        'more_set_headers "X-Secret: hunter2";',
+        "fastcgi_param DB_PASSWORD hunter2;",
+        'RequestHeader set X-Api-Key "hunter2"',
+        "http-request set-header Authorization hunter2",
+        "curl -H 'X-Api-Key: hunter2' https://example.com",
+        "Cookie: sid=hunter2; theme=dark",
+        "Set-Cookie: session=hunter2; Path=/; HttpOnly",
+        "Authorization: hunter2",
+        "db_host = db1 # old password was hunter2",
+        "The staging root password is hunter2.",
+        "mysqldump -u backup -phunter2 app",
+        "sshpass -p 'hunter2' ssh web1",
+        "docker login -u ci -p hunter2 registry.example.com",
+        "redis-cli -a hunter2 ping",
+        "/usr/local/bin/deploy --api-key hunter2",
+        "    user ops insecure-password hunter2",
+        "headers: {X-Api-Key: hunter2, Accept: application/json}",
+    ],
+)
+def test_secrets_announced_by_a_header_directive_option_or_sentence(line: str) -> None:
+    assert "hunter2" not in Redactor(KEY).scrub_line(line), line
+
+
+def test_a_kubernetes_env_value_follows_its_name() -> None:
+    lines = ["- name: DB_PASSWORD", "  value: hunter2", "- name: LOG_LEVEL", "  value: info"]
+    out = Redactor(KEY).scrub_lines(lines)
+    assert out[1].startswith("  value: <redacted:") and out[2:] == lines[2:]
+
+
+def test_a_secret_flow_map_is_redacted_value_by_value() -> None:
+    out = Redactor(KEY).scrub_line('auth = { user = "app", pass = "hunter2" }')
+    assert out.startswith('auth = { user = "<redacted:') and out.endswith('>" }')
+    assert "hunter2" not in out
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "deploy ALL=(ALL) NOPASSWD: ALL",
+        "ops ALL=(root) NOPASSWD: /usr/bin/systemctl restart app, PASSWD: ALL",
+        "backup ALL=(postgres) NOPASSWD:SETENV: /usr/bin/pg_dumpall",
+        "auth\trequired\t\t\tpam_permit.so",
+        "password\t[success=1 default=ignore]\tpam_unix.so obscure use_authtok yescrypt",
+        "account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so",
+        "PASS_MAX_DAYS\t99999",
+        "auth_method: scram-sha-256",
+        "Tokens expire after one hour; refresh them with the CLI.",
+        "sshpass -f /etc/deploy.pass ssh web1 uptime",
+        "Set the user and password in the vault",
+    ],
+)
+def test_sudoers_pam_and_prose_stay_readable(line: str) -> None:
+    assert Redactor(KEY).scrub_line(line) == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "password hunter two",  # not a PAM rule: "hunter" is no PAM control
+        "password\tsufficient\tpam_mysql.so user=app passwd=hunter2",
+        "deploy ALL=(root) NOPASSWD: /usr/bin/mysqladmin --password=hunter2 flush-logs",
+    ],
+)
+def test_what_pam_and_sudoers_lines_hold_is_still_found(line: str) -> None:
+    assert "hunter" not in Redactor(KEY).scrub_line(line), line
