@@ -18,12 +18,10 @@ collected lines are scrubbed before they are parsed or stored.
 from __future__ import annotations
 
 import hashlib
-import re
 
 from driftcheck.model import CollectSettings, ParseResult
-from driftcheck.redact import REDACTED, Redactor, is_secret_name
 
-from .base import Collector
+from .base import Collector, scrub_prefixed
 
 # Output, one header per file (path always last, so a tab in a name survives):
 #   C<TAB>MODE USER:GROUP<TAB>PATH            a crontab; its lines follow, each prefixed "|"
@@ -183,69 +181,6 @@ def parse(raw: str) -> ParseResult:
     return ParseResult(dict(sorted(facts.items())), errors)
 
 
-# Secrets on a cron command line, beyond what Redactor.scrub_line already finds
-# (a whole-line NAME=value, URL credentials).  Each pattern has a "value" group.
-_VALUE = r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s;&|'\"]+)"
-# NAME=value anywhere: PGPASSWORD=x pg_dump, --password=x, ?token=x&...
-_ASSIGN = re.compile(r"(?<![\w.-])-{0,2}(?P<name>[A-Za-z_][\w.-]*)=" + _VALUE)
-# --password x, -token x (an option and its value as separate words; a value is not an option)
-_OPTION = re.compile(
-    r"(?<![\w.-])--?(?P<name>[A-Za-z][\w.-]*)\s+(?P<value>'[^']*'|\"[^\"]*\"|[^\s;&|'\"-][^\s;&|'\"]*)"
-)
-# curl/wget -u user:password, --user=user:password
-_USERPASS = re.compile(r"(?<![\w.-])(?:-u\s*|--user[=\s]\s*)['\"]?[^\s:'\"]+:(?P<value>[^\s'\"]+)")
-# -H 'Authorization: Bearer x'
-_AUTH_HEADER = re.compile(
-    r"(?i)authorization:\s*(?:(?:bearer|basic|token)\s+)?(?P<value>[^\s'\"]+)"
-)
-# mysql -psecret (attached only: "-p secret" means "prompt, database secret"); sshpass -p x
-_MYSQL = re.compile(r"\b(?:mysql\w*|mariadb\w*)\b")
-_MYSQL_P = re.compile(r"(?<![\w.-])-p(?P<value>[^\s;&|'\"]+)")
-_SSHPASS_P = re.compile(r"(?<![\w.-])-p\s*" + _VALUE)
-
-
-def _replace(pattern: re.Pattern[str], text: str, redactor: Redactor, named: bool) -> str:
-    def one(m: re.Match[str]) -> str:
-        if named and not is_secret_name(m["name"]):
-            return m[0]
-        value = m["value"]
-        quote = value[0] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else ""
-        inner = value[1:-1] if quote else value
-        if not inner or REDACTED.fullmatch(inner):
-            return m[0]  # already scrubbed: scrubbing twice must change nothing
-        start, end = m.span("value")
-        token = quote + redactor.token(inner) + quote
-        return m[0][: start - m.start()] + token + m[0][end - m.start() :]
-
-    return pattern.sub(one, text)
-
-
-def scrub_line(line: str, redactor: Redactor) -> str:
-    """One crontab line with passwords, tokens and credentials replaced by keyed hashes."""
-    line = redactor.scrub_line(line)
-    steps: list[tuple[re.Pattern[str], bool]] = [
-        (_ASSIGN, True),
-        (_OPTION, True),
-        (_USERPASS, False),
-        (_AUTH_HEADER, False),
-    ]
-    if _MYSQL.search(line):
-        steps.append((_MYSQL_P, False))
-    if "sshpass" in line:
-        steps.append((_SSHPASS_P, False))
-    for pattern, named in steps:
-        line = _replace(pattern, line, redactor, named)
-    return line
-
-
-def scrub(raw: str, redactor: Redactor) -> str:
-    """Scrub the collected crontab lines (prefixed "|"); headers are left alone."""
-    return "\n".join(
-        "|" + scrub_line(line[1:], redactor) if line.startswith("|") else line
-        for line in raw.split("\n")
-    )
-
-
 COLLECTOR = Collector(
     name="cron",
     description="crontabs (/etc/crontab, cron.d, anacrontab, user spools) line by line, "
@@ -253,5 +188,7 @@ COLLECTOR = Collector(
     shell=shell,
     parse=parse,
     timeout=lambda s: 30.0 + 0.2 * s.dir_max_files,
-    scrub=scrub,
+    # Crontab lines are prefixed "|", our own headers are not: only the lines are
+    # scrubbed, by the Redactor, which reads command lines (PGPASSWORD=x, -p x, curl -u).
+    scrub=scrub_prefixed,
 )

@@ -12,7 +12,7 @@ import re
 import shlex
 
 from driftcheck.model import SETTING_SEP, CollectSettings, ParseResult
-from driftcheck.redact import REDACTED, Redactor, is_secret_name
+from driftcheck.redact import REDACTED, Redactor, is_harmless_value, is_secret_name
 
 from . import config_formats
 from .base import Collector, scrub_prefixed
@@ -248,7 +248,9 @@ def _secret_values(path: str, lines: list[str]) -> set[str]:
         if value is None or isinstance(value, bool | dict | list):
             continue
         text_value = str(value)
-        if not text_value or REDACTED.search(text_value):
+        # Replaced everywhere in the file below: a harmless value ("no", a key's path)
+        # would turn every "no" of an sshd_config into a token.
+        if not text_value or REDACTED.search(text_value) or is_harmless_value(text_value):
             continue
         last = _last_name(name)
         secret = is_secret_name(last)

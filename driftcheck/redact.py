@@ -313,6 +313,12 @@ def _may_hold_secret(line: str) -> bool:
     return _CANDIDATE.search(line.lower()) is not None or _PGPASS_START.match(line) is not None
 
 
+def is_harmless_value(value: str) -> bool:
+    """True for a value that cannot be a secret even under a secret name (yes, no,
+    a flag, an absolute path such as where a key file lives)."""
+    return bool(_HARMLESS_VALUE.match(value))
+
+
 def is_secret_name(name: str) -> bool:
     """True when a setting called ``name`` probably holds a secret."""
     words = [w for w in _WORD_SPLIT.split(name) if w]
@@ -367,7 +373,7 @@ class Redactor:
     def _value(self, value: str) -> str:
         # A value that holds a token already was scrubbed by an earlier rule (or an
         # earlier run): hashing it again would only hash the hash.
-        if REDACTED.search(value) or _HARMLESS_VALUE.match(value):
+        if REDACTED.search(value) or is_harmless_value(value):
             return value
         # Keep quotes so that a scrubbed JSON/YAML/INI file still parses.
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":

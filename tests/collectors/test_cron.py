@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.collectors.cron import scrub, scrub_line
 from driftcheck.findings import State
 from driftcheck.inventory import Inventory, load_inventory
 from driftcheck.lab import Lab, LabHostSpec
@@ -50,10 +49,10 @@ SECRET_LINES = [
 
 @pytest.mark.parametrize(("line", "secret"), SECRET_LINES)
 def test_secrets_on_cron_lines_are_scrubbed(line: str, secret: str) -> None:
-    scrubbed = scrub_line(line, REDACTOR)
+    scrubbed = REDACTOR.scrub_line(line)
     assert secret not in scrubbed
     assert REDACTED.search(scrubbed)
-    assert scrub_line(scrubbed, REDACTOR) == scrubbed  # idempotent: stored output is re-scrubbed
+    assert REDACTOR.scrub_line(scrubbed) == scrubbed  # idempotent: stored output is re-scrubbed
 
 
 @pytest.mark.parametrize(
@@ -70,7 +69,7 @@ def test_secrets_on_cron_lines_are_scrubbed(line: str, secret: str) -> None:
     ],
 )
 def test_lines_without_secrets_are_kept(line: str) -> None:
-    assert scrub_line(line, REDACTOR) == line
+    assert REDACTOR.scrub_line(line) == line
 
 
 def test_scrub_touches_content_only_and_keeps_drift_visible() -> None:
@@ -79,14 +78,14 @@ def test_scrub_touches_content_only_and_keeps_drift_visible() -> None:
         "|0 2 * * * root /opt/backup --password=one\n"
         "S\t755 root:root\tabc\t/etc/cron.daily/password=x\n"
     )
-    scrubbed = scrub(raw, REDACTOR)
+    scrubbed = CRON.scrub(raw, REDACTOR)
     assert "one" not in scrubbed
     lines = scrubbed.split("\n")
     assert lines[0] == "C\t644 root:root\t/etc/cron.d/token=abc"  # our header, untouched
     assert lines[2] == "S\t755 root:root\tabc\t/etc/cron.daily/password=x"
     facts = CRON.parse(scrubbed).facts
-    same = CRON.parse(scrub(raw, REDACTOR)).facts
-    other = CRON.parse(scrub(raw.replace("=one", "=two"), REDACTOR)).facts
+    same = CRON.parse(CRON.scrub(raw, REDACTOR)).facts
+    other = CRON.parse(CRON.scrub(raw.replace("=one", "=two"), REDACTOR)).facts
     assert facts == same  # the same secret gives the same key on every host
     assert set(facts) != set(other)  # a changed secret is still drift
 

@@ -1,6 +1,6 @@
 """The planted-secrets corpus: no planted value survives scrubbing, no public line changes.
 
-The corpus (tests/fixtures/secrets/, loaded by tests/secret_corpus.py) is scrubbed through
+The corpus (tests/fixtures/secrets/, loaded by tests/support/secret_corpus.py) is scrubbed through
 each way collectors hand text to the Redactor, and through the files and cron collectors'
 own scrub functions, which add their rules on top.
 """
@@ -15,10 +15,10 @@ from collections.abc import Callable
 import pytest
 import yaml
 
-from driftcheck.collectors import cron, files
+from driftcheck.collectors import files
 from driftcheck.collectors.base import scrub_prefixed
 from driftcheck.redact import Redactor
-from tests.secret_corpus import (
+from tests.support.secret_corpus import (
     CorpusFile,
     expected_pem_blocks,
     pem_bodies,
@@ -134,39 +134,12 @@ def _through_files_collector(corpus_file: CorpusFile) -> str:
     return "\n".join(line[1:] for line in scrubbed[1:])
 
 
-# Found by this corpus in the files collector, outside the Redactor (collectors/files.py
-# and config_formats.py): left for a change there, and marked strict so that its fix shows.
-_INI_CRASH = pytest.mark.xfail(
-    raises=AttributeError,
-    strict=True,
-    reason="config_formats.parse_ini: configparser raises AttributeError on an indented line "
-    "after a key without value (every haproxy.cfg); files.scrub lets it escape",
-)
-_HARMLESS_REDACTED = pytest.mark.xfail(
-    strict=True,
-    reason="files._secret_values redacts every occurrence of a secret setting's value even "
-    "when it is harmless (no, a path): PermitEmptyPasswords no, ssl_certificate_key /path",
-)
-
-
-def _with_known_failures(corpus: list[CorpusFile]) -> list[object]:
-    marks = {
-        "haproxy.cfg": _INI_CRASH,
-        "nginx-site.conf": _HARMLESS_REDACTED,
-        "sshd_config": _HARMLESS_REDACTED,
-    }
-    return [
-        pytest.param(f, id=f.filename, marks=[marks[f.filename]] if f.filename in marks else [])
-        for f in corpus
-    ]
-
-
-@pytest.mark.parametrize("corpus_file", _with_known_failures(SECRET_FILES))
+@pytest.mark.parametrize("corpus_file", SECRET_FILES, ids=_name)
 def test_files_collector_leaks_no_planted_secret(corpus_file: CorpusFile) -> None:
     assert corpus_file.leaks(_through_files_collector(corpus_file)) == []
 
 
-@pytest.mark.parametrize("corpus_file", _with_known_failures(PUBLIC_FILES))
+@pytest.mark.parametrize("corpus_file", PUBLIC_FILES, ids=_name)
 def test_files_collector_keeps_public_lines(corpus_file: CorpusFile) -> None:
     assert _through_files_collector(corpus_file) == corpus_file.text
 
@@ -176,5 +149,5 @@ def test_files_collector_keeps_public_lines(corpus_file: CorpusFile) -> None:
 )
 def test_cron_collector_leaks_no_planted_secret(corpus_file: CorpusFile) -> None:
     raw = "\n".join("|" + line for line in corpus_file.text.split("\n"))
-    scrubbed = cron.scrub(raw, Redactor(KEY))
+    scrubbed = scrub_prefixed(raw, Redactor(KEY))
     assert corpus_file.leaks(scrubbed) == []

@@ -18,9 +18,10 @@ import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
-CORPUS_DIR = Path(__file__).resolve().parent / "fixtures" / "secrets"
+from tests.support.paths import FIXTURES
+
+CORPUS_DIR = FIXTURES / "secrets"
 
 #: Part of a PEM body or JWT is still a leak (a line of a key, a JWT's signature): any run
 #: of this many of its characters found after scrubbing counts. Not in the parts every key
