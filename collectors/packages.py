@@ -121,16 +121,19 @@ def parse(raw: str) -> ParseResult:
     virtual apk package as ``(virtual)``.
     """
     found: dict[tuple[str, str], list[str]] = defaultdict(list)
+    #: (name, arch) -> True when native (or arch-independent) by the package manager's
+    #: own word, False when foreign, absent when its manager said nothing (apk)
+    native_of: dict[tuple[str, str], bool] = {}
     apk = _ApkReader(found)
     manager = ""
     native: set[str] = set()
     for line in raw.splitlines():
         if line in _HEADERS:
             apk.finish()
-            manager = _HEADERS[line]
+            manager, native = _HEADERS[line], set()
             continue
         if line.startswith("#native ") and manager in ("dpkg", "rpm"):
-            native.update(line.split()[1:])
+            native = set(line.split()[1:])
             continue
         if manager == "apk":
             apk.feed(line)
@@ -145,15 +148,21 @@ def parse(raw: str) -> ParseResult:
         elif manager == "rpm" and len(fields) == 3 and fields[0]:
             name, arch, version = fields
             found[(name, arch)].append(version)
+        else:
+            continue
+        if native:
+            native_of[(name, arch)] = arch in native or arch in _ANY_ARCH or not arch
     apk.finish()
-    return ParseResult(_keyed(found, native))
+    return ParseResult(_keyed(found, native_of))
 
 
 #: Architectures whose packages install the same everywhere.
 _ANY_ARCH = frozenset({"all", "noarch"})
 
 
-def _keyed(found: dict[tuple[str, str], list[str]], native: set[str]) -> dict[str, object]:
+def _keyed(
+    found: dict[tuple[str, str], list[str]], native_of: dict[tuple[str, str], bool]
+) -> dict[str, object]:
     """Facts keyed by name, or name:arch where the architecture is foreign."""
     archs: dict[str, set[str]] = defaultdict(set)
     for name, arch in found:
@@ -161,8 +170,7 @@ def _keyed(found: dict[tuple[str, str], list[str]], native: set[str]) -> dict[st
     facts: dict[str, object] = {}
     for (name, arch), versions in found.items():
         # Without a native architecture (apk, older captures): the old rule.
-        alone = len(archs[name]) == 1
-        plain = (arch in native or arch in _ANY_ARCH or not arch) if native else alone
+        plain = native_of.get((name, arch), len(archs[name]) == 1)
         facts[name if plain else f"{name}:{arch}"] = ", ".join(sorted(set(versions)))
     return dict(sorted(facts.items()))
 
