@@ -3,7 +3,8 @@
 Text files under the size limit are kept as content; when a file's format is
 known (INI, YAML, JSON, TOML, env, sshd_config, sysctl.conf, nginx-style; see
 ``config_formats``) it is compared setting by setting instead, so a report says
-which setting drifted and a comment or whitespace change is not drift.
+which setting drifted and a comment or whitespace change is not drift; a text file
+with a known comment syntax is compared on its content lines.
 """
 
 from __future__ import annotations
@@ -154,6 +155,41 @@ def _mode(text: str) -> str:
     return text.rjust(4, "0") if text.isdigit() else text
 
 
+#: The key suffix of a comment-compared file's full text (volatile: shown, not compared).
+FULL_TEXT = SETTING_SEP + "(text)"
+
+
+def _text_facts(path: str, fact: dict[str, object], text: str) -> dict[str, object]:
+    """Fill in a text file's fact; return the facts of its settings (or full text).
+
+    A known format is compared setting by setting: its text, size and checksum would
+    only repeat that drift (and make a comment change look like one). A file with a
+    known comment syntax is compared on its content lines, and its full text is kept
+    as the volatile ``PATH#(text)``; any other text is compared byte for byte.
+    """
+    parsed = config_formats.settings(path, text)
+    if parsed is not None and not isinstance(parsed, config_formats.Unparsed):
+        fmt, settings = parsed
+        for key in ("content", "size", "sha256"):
+            fact.pop(key, None)
+        fact["format"] = fmt
+        return {f"{path}{SETTING_SEP}{name}": value for name, value in settings.items()}
+    notes = [f"compared as text: {parsed.why}"] if parsed is not None else []
+    syntax = config_formats.comment_syntax(path)
+    if syntax is None:
+        fact["content"] = text
+        if notes:
+            fact["content_note"] = notes[0]
+        return {}
+    lines = config_formats.content_lines(text, syntax)
+    for key in ("size", "sha256"):
+        fact.pop(key, None)
+    fact["content"] = lines
+    notes.append(f"compared without {syntax.describe()} comments and blank lines")
+    fact["content_note"] = "; ".join(notes)
+    return {path + FULL_TEXT: text} if lines != text else {}
+
+
 class _FileParser:
     """Folds the header and content lines of the section into facts."""
 
@@ -172,20 +208,7 @@ class _FileParser:
             return
         text = "\n".join(self.lines)
         text = text if self.noeol or not self.lines else text + "\n"
-        parsed = config_formats.settings(self.path, text)
-        if parsed is None or isinstance(parsed, config_formats.Unparsed):
-            fact["content"] = text
-            if parsed is not None:
-                fact["content_note"] = f"compared as text: {parsed.why}"
-            return
-        # Compared setting by setting: the text, its size and checksum would only
-        # repeat that drift (and make a comment change look like one).
-        fmt, settings = parsed
-        for key in ("content", "size", "sha256"):
-            fact.pop(key, None)
-        fact["format"] = fmt
-        for name, value in settings.items():
-            self.facts[f"{self.path}{SETTING_SEP}{name}"] = value
+        self.facts.update(_text_facts(self.path, fact, text))
 
     def header(self, parts: list[str]) -> None:
         """One ``F`` line: a file, directory, other, absent, unreadable or broken link."""
@@ -327,5 +350,8 @@ COLLECTOR = Collector(
     parse=parse,
     requires=("stat",),
     timeout=lambda s: 30.0 + 2.0 * len(s.files),
+    # The full text of a file compared on its content lines: a comment edit is no
+    # drift, yet `driftcheck show` has the text (compare.include_volatile compares it).
+    volatile=("*" + FULL_TEXT,),
     scrub=scrub,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -10,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME
+from driftcheck.drift import compare
+from driftcheck.findings import DriftReport, State
 from driftcheck.model import AppSource, CollectSettings, ParseResult
 from driftcheck.redact import Redactor
+from tests.support.helpers import inventory, snapshot
 
 FILES = BY_NAME["files"]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -102,3 +106,34 @@ def test_busybox_gives_the_same_facts(tmp_path: Path, name: str, busybox_bin: st
     )
     parse = BY_NAME[name].parse
     assert parse(alpine.stdout.decode()) == parse(debian.stdout.decode())
+
+
+def crontab_facts(text: str) -> dict[str, object]:
+    lines = "".join("|" + line + "\n" for line in text.splitlines())
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    raw = f"F\tfile\t644 root root {len(text)}\t{digest}\ttext\t/etc/crontab\n{lines}"
+    return FILES.parse(raw).facts
+
+
+def test_a_comment_edit_is_no_drift_and_a_real_edit_shows_its_diff() -> None:
+    """Through the diff engine: the content lines are compared, the full text is kept
+    (volatile ``#(text)``: counted, shown by ``driftcheck show``, never drift)."""
+    inv = inventory({"prod1": ("production", ["web"]), "stg1": ("staging", ["web"])})
+    prod = "# m h dom mon dow user command\n17 * * * * root run-parts /etc/cron.hourly\n"
+
+    def report(staging: str) -> DriftReport:
+        snaps = {
+            "prod1": snapshot("prod1", "production", ["web"], {"files": crontab_facts(prod)}),
+            "stg1": snapshot("stg1", "staging", ["web"], {"files": crontab_facts(staging)}),
+        }
+        return compare(inv, snaps, [FILES], "now")
+
+    commented = report("# edited in staging, same jobs\n\n" + prod)
+    assert commented.findings == () and commented.volatile_skipped["files"] == 1
+    assert crontab_facts(prod)["/etc/crontab#(text)"] == prod
+    edited = report(prod.replace("17 *", "42 *"))
+    (finding,) = edited.findings
+    assert (finding.key, finding.state) == ("/etc/crontab", State.CHANGED)
+    (change,) = finding.detail
+    assert change.path == "content"
+    assert "-17 * * * *" in change.diff and "+42 * * * *" in change.diff
