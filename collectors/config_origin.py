@@ -44,7 +44,8 @@ from .packages import RPM_SYSTEM_DB
 #   A<TAB>PKG<TAB>Z<TAB>PATH        apk: PKG's database lists PATH with checksum Z (or -)
 #   H<TAB>SHA1<TAB>SHA256<TAB>PATH  apk: the file's hashes
 _FILE = """\
-# config_origin: only the path of each existing non-directory (no reading).
+# config_origin: only the path of each existing non-directory (no reading); a
+# symlink is a link here even where files describes what it points to.
 _dc_file() {
   p=$1
   if [ -L "$p" ]; then k=link
@@ -220,7 +221,7 @@ class _Reader:
                 self.kinds[path] = kind
         elif tag == "T" and rest:
             self.errors[rest] = (
-                "more files than collect.dir_max_files; only the first ones (sorted) were read"
+                "more entries than collect.dir_max_files; only the first ones (sorted) were read"
             )
         elif not self.managers or tag not in _TAGS[self.managers[-1]]:
             return  # garbage, or a line of another database's block

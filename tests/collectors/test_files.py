@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import grp
 import hashlib
+import os
+import pwd
 import shutil
+import socket
+import stat
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,8 +93,10 @@ def test_busybox_gives_the_same_facts(tmp_path: Path, name: str, busybox_bin: st
     (tree / "a.ini").write_text("[db]\nhost = x\n")
     (tree / "sub" / "b.txt").write_text("no newline")
     (tree / "link.ini").symlink_to("a.ini")
+    (tree / "hosts").write_text("# comment\n127.0.0.1 localhost\n")
+    os.mkfifo(tree / "fifo")
     settings = CollectSettings(
-        files=(f"{tree}/", f"{tree}/*.ini"),
+        files=(f"{tree}/", f"{tree}/*.ini", f"{tree}/link.ini"),
         apps=(AppSource("cmd", "command", "echo 1.2"), AppSource("f", "file", f"{tree}/a.ini")),
     )
     shell = BY_NAME[name].shell_for(settings)
@@ -104,8 +112,133 @@ def test_busybox_gives_the_same_facts(tmp_path: Path, name: str, busybox_bin: st
         check=True,
         env={"PATH": busybox_bin, "LC_ALL": "C"},
     )
-    parse = BY_NAME[name].parse
-    assert parse(alpine.stdout.decode()) == parse(debian.stdout.decode())
+    collector = BY_NAME[name]
+
+    def facts(out: bytes) -> ParseResult:
+        text = out.decode()
+        scrubbed = collector.scrub(text, Redactor(KEY)) if collector.scrub else text
+        return collector.parse(scrubbed)
+
+    assert facts(alpine.stdout) == facts(debian.stdout)
+    if name == "files":
+        assert facts(debian.stdout).facts[f"{tree}/fifo"]["type"] == "fifo"
+
+
+KEY = b"k" * 32
+
+
+def collect(
+    settings: CollectSettings, as_nobody: bool = False, busybox: str | None = None
+) -> tuple[str, ParseResult]:
+    """The section as the pipeline keeps it: run (dash or busybox), scrubbed, parsed."""
+    argv = ["/usr/bin/busybox", "sh"] if busybox else ["sh"]
+    proc = subprocess.run(
+        [*(NOBODY if as_nobody else []), *argv, "-c", FILES.shell_for(settings)],
+        capture_output=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": busybox or "/usr/bin:/bin", "LC_ALL": "C"},
+    )
+    raw = proc.stdout.decode("utf-8", "backslashreplace")
+    scrubbed = FILES.scrub(raw, Redactor(KEY))  # type: ignore[misc]
+    return raw, FILES.parse(scrubbed)
+
+
+def shared_tmp() -> Path:
+    """A folder nobody can enter (pytest's own are closed to other users)."""
+    folder = Path(tempfile.mkdtemp(prefix="dc-files-"))
+    folder.chmod(0o755)
+    return folder
+
+
+def owner(st: os.stat_result) -> dict[str, str]:
+    return {
+        "mode": f"{stat.S_IMODE(st.st_mode):04o}",
+        "owner": pwd.getpwuid(st.st_uid).pw_name,
+        "group": grp.getgrgid(st.st_gid).gr_name,
+    }
+
+
+@pytest.fixture
+def links() -> Iterator[Path]:
+    """etc/app/ with symlinks pointing inside, outside (to a planted secret), nowhere."""
+    root = shared_tmp()
+    app = root / "etc" / "app"
+    (app / "sub").mkdir(parents=True)
+    outside = root / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "planted.txt").write_text("planted-outside-text\n")
+    (outside / "dir" / "inner.txt").write_text("planted-inner-text\n")
+    (app / "a.txt").write_text("inside\n")
+    (app / "to-inside").symlink_to("a.txt")
+    (app / "to-outside").symlink_to(outside / "planted.txt")
+    (app / "to-dir").symlink_to(outside / "dir")
+    (app / "to-shadow").symlink_to("/etc/shadow")
+    (app / "sub" / "nowhere").symlink_to("../missing")
+    yield root
+    shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("as_nobody", [False, True], ids=["root", "nobody"])
+def test_symlinks_in_a_directory_are_links_never_followed(links: Path, as_nobody: bool) -> None:
+    app = links / "etc" / "app"
+    raw, parsed = collect(CollectSettings(files=(f"{app}/", f"{app}/to-*")), as_nobody)
+    assert "planted-" not in raw and "root:" not in raw
+    for name in ("to-inside", "to-outside", "to-dir", "to-shadow", "sub/nowhere"):
+        path = app / name
+        assert parsed.facts[str(path)] == {
+            "type": "symlink",
+            "link": os.readlink(path),
+            "broken": not path.exists(),
+        }
+    assert not any(k.startswith(str(links / "outside")) for k in parsed.facts)
+    assert not any(k.startswith("/etc/shadow") for k in parsed.facts)
+
+
+def test_a_symlink_named_itself_is_described_with_its_target(links: Path) -> None:
+    app = links / "etc" / "app"
+    named = (str(app / "to-outside"), str(app / "to-dir"))
+    raw, parsed = collect(CollectSettings(files=named))
+    target = links / "outside" / "planted.txt"
+    text = target.read_bytes()
+    assert parsed.facts[named[0]] == {
+        "type": "symlink",
+        "link": str(target),
+        "broken": False,
+        "target_type": "file",
+        **owner(target.stat()),
+        "size": len(text),
+        "sha256": hashlib.sha256(text).hexdigest(),
+        "content": text.decode(),
+    }
+    # A link to a directory: the directory's own metadata, not its files.
+    assert parsed.facts[named[1]]["target_type"] == "directory"
+    assert "planted-inner-text" not in raw
+
+
+@pytest.mark.parametrize("as_nobody", [False, True], ids=["root", "nobody"])
+def test_subdirectories_and_special_files_are_facts(as_nobody: bool) -> None:
+    root = shared_tmp()
+    tree = root / "etc"
+    (tree / "private").mkdir(parents=True)
+    (tree / "private").chmod(0o750)
+    os.chown(tree / "private", 0, grp.getgrnam("adm").gr_gid)
+    os.mkfifo(tree / "fifo", 0o620)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tree / "sock"))
+    os.mknod(tree / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(tree / "loop", 0o640 | stat.S_IFBLK, os.makedev(7, 0))
+    _, parsed = collect(CollectSettings(files=(f"{tree}/",)), as_nobody)
+    kinds = {"fifo": "fifo", "sock": "socket", "null": "char-device", "loop": "block-device"}
+    for name, kind in kinds.items():
+        assert parsed.facts[str(tree / name)] == {"type": kind, **owner(os.lstat(tree / name))}
+    private = str(tree / "private")
+    if as_nobody:  # its entries cannot be listed: unknown, and so is the directory
+        assert parsed.errors == {private: "permission denied (run as a user that can read it)"}
+    else:
+        assert parsed.facts[private] == {"type": "directory", **owner(os.lstat(private))}
+        assert parsed.facts[private]["group"] == "adm" and not parsed.errors
+    shutil.rmtree(root)
 
 
 def crontab_facts(text: str) -> dict[str, object]:
