@@ -17,6 +17,8 @@ Then, for all paths at once:
   only from a system database (see ``packages``: Debian's rpm has none);
 * apk: the installed database itself (``R:`` file names, ``Z:`` checksums:
   ``Q1`` + base64 SHA-1, ``Q2`` + base64 SHA-256), compared with the file's hash.
+
+``collect.exclude`` applies here too: the walk is the files collector's own.
 """
 
 from __future__ import annotations

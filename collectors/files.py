@@ -6,9 +6,10 @@ known (INI, YAML, JSON, TOML, env, sshd_config, sysctl.conf, nginx-style; see
 which setting drifted and a comment or whitespace change is not drift; a text file
 with a known comment syntax is compared on its content lines.
 
-Symlinks inside a directory or a glob's matches are described as links, never
-followed (only a path named itself in collect.files is); subdirectories, FIFOs,
-sockets and devices are described too.
+What the walk reads (see ``file_rules``): nothing under ``collect.exclude``;
+symlinks inside a directory or a glob are described as links, never followed
+(only a path named itself is); subdirectories, FIFOs, sockets and devices are
+described too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shlex
 from driftcheck.model import SETTING_SEP, CollectSettings, ParseResult
 from driftcheck.redact import REDACTED, Redactor, is_secret_name
 
-from . import config_formats
+from . import config_formats, file_rules
 from .base import Collector, scrub_prefixed
 
 # Output, per path: one header line, then (text files only) the content lines, each
@@ -104,11 +105,12 @@ _dc_file() {{
   if [ -n "$link" ]; then printf 'L\\t%s\\n' "$link"; fi
 }}
 # A directory: itself, then every entry below it (sorted, on the same filesystem,
-# symlinks not followed), at most $max of them.
+# symlinks not followed, excluded ones left out), at most $max of them.
 _dc_walk() {{
   _dc_file "$1"
   [ -r "$1" ] && [ -x "$1" ] || return 0
   find "$1" -xdev -mindepth 1 ! -path "*$nl*" -print 2>/dev/null \\
+    | _dc_keep \\
     | sort \\
     | awk -v m="$max" 'NR <= m {{ print }} NR == m + 1 {{ print "TRUNCATED"; exit }}' \\
     | while IFS= read -r f; do
@@ -146,36 +148,53 @@ def shell(settings: CollectSettings) -> str:
 
 
 def shell_functions(settings: CollectSettings) -> str:
-    """The sh functions the walk calls (``_dc_entry`` and the helpers it uses); other
-    collectors reuse them to visit exactly the files this one reads."""
+    """The sh functions the walk calls (``_dc_entry`` and the helpers it uses, and
+    the exclusion filter ``_dc_keep``); other collectors reuse them to visit exactly
+    the files this one reads."""
     return (
         _FUNCTIONS.format(max_files=int(settings.dir_max_files), limit=int(settings.file_max_bytes))
+        + file_rules.keep_function(settings.exclude)
         + "\n"
     )
 
 
+def _glob_entry(entry: str) -> str:
+    """sh visiting the matches of one glob that are not excluded, at most $max."""
+    quoted = shlex.quote(entry)
+    literal = re.split(r"[*?\[]", entry, maxsplit=1)[0]
+    parent = literal.rsplit("/", 1)[0] or "/"
+    return (
+        f"_dc_globdir {shlex.quote(parent)}\n"
+        f"for p in {_glob_word(entry)}; do\n"
+        '  [ -e "$p" ] || [ -L "$p" ] || continue\n'
+        '  case $p in *"$nl"*) continue ;; esac\n'  # one name, one line
+        "  printf '%s\\n' \"$p\"\n"
+        "done | _dc_keep | {\n"
+        "  n=0; while IFS= read -r p; do\n"
+        "    n=$((n + 1))\n"
+        f'    if [ "$n" -gt "$max" ]; then printf \'T\\t%s\\n\' {quoted}; break; fi\n'
+        '    _dc_entry "$p"\n'
+        "  done\n"
+        "}"
+    )
+
+
 def walk_configured(settings: CollectSettings) -> str:
-    """sh calling ``_dc_entry`` on every configured path, glob match and directory; a
-    path named itself is followed if it is a symlink (``follow``), a glob's matches
-    and a directory's entries are not."""
+    """sh calling ``_dc_entry`` on every configured path, glob match and directory
+    that ``collect.exclude`` does not exclude; a path named itself is followed if it
+    is a symlink (``follow``), a glob's matches and a directory's entries are not."""
     lines = [":"]  # a function body, in config_origin, must not be empty
     for configured in settings.files:
         entry = configured.rstrip("/") or "/"  # find would print //-joined names otherwise
-        if _is_glob(entry):
-            quoted = shlex.quote(entry)
-            literal = re.split(r"[*?\[]", entry, maxsplit=1)[0]
-            parent = literal.rsplit("/", 1)[0] or "/"
-            lines.append(
-                f"_dc_globdir {shlex.quote(parent)}\n"
-                f"n=0; for p in {_glob_word(entry)}; do\n"
-                '  [ -e "$p" ] || [ -L "$p" ] || continue\n'
-                "  n=$((n + 1))\n"
-                f'  if [ "$n" -gt "$max" ]; then printf \'T\\t%s\\n\' {quoted}; break; fi\n'
-                '  _dc_entry "$p"\n'
-                "done"
-            )
-        else:
-            lines.append(f"_dc_entry {shlex.quote(entry)} follow")
+        if not _is_glob(entry):
+            if not file_rules.is_excluded(entry, settings.exclude):
+                lines.append(f"_dc_entry {shlex.quote(entry)} follow")
+            continue
+        # Every match of a glob is below the directory its fixed part names: when
+        # that is excluded, so are they all. Other matches are filtered on the host.
+        literal = re.split(r"[*?\[]", entry, maxsplit=1)[0]
+        if not file_rules.is_excluded(literal.rsplit("/", 1)[0] or "/", settings.exclude):
+            lines.append(_glob_entry(entry))
     return "\n".join(lines) + "\n"
 
 
@@ -397,8 +416,9 @@ def parse(raw: str) -> ParseResult:
 
 COLLECTOR = Collector(
     name="files",
-    description="configured files, globs and directories: type, mode, owner, group, symlink "
-    "target, sha256, size, and content or per-setting values (secrets redacted)",
+    description="configured files, globs and directories (minus collect.exclude): type, mode, "
+    "owner, group, symlink target, sha256, size, and content or per-setting values (secrets "
+    "redacted)",
     shell=shell,
     parse=parse,
     requires=("stat",),

@@ -93,10 +93,13 @@ def test_busybox_gives_the_same_facts(tmp_path: Path, name: str, busybox_bin: st
     (tree / "a.ini").write_text("[db]\nhost = x\n")
     (tree / "sub" / "b.txt").write_text("no newline")
     (tree / "link.ini").symlink_to("a.ini")
+    (tree / "sub" / "skipped").mkdir()
+    (tree / "sub" / "skipped" / "x").write_text("x\n")
     (tree / "hosts").write_text("# comment\n127.0.0.1 localhost\n")
     os.mkfifo(tree / "fifo")
     settings = CollectSettings(
         files=(f"{tree}/", f"{tree}/*.ini", f"{tree}/link.ini"),
+        exclude=(f"{tree}/sub/skip*",),
         apps=(AppSource("cmd", "command", "echo 1.2"), AppSource("f", "file", f"{tree}/a.ini")),
     )
     shell = BY_NAME[name].shell_for(settings)
@@ -239,6 +242,63 @@ def test_subdirectories_and_special_files_are_facts(as_nobody: bool) -> None:
         assert parsed.facts[private] == {"type": "directory", **owner(os.lstat(private))}
         assert parsed.facts[private]["group"] == "adm" and not parsed.errors
     shutil.rmtree(root)
+
+
+@pytest.fixture
+def excluded_tree() -> Iterator[Path]:
+    root = shared_tmp()
+    etc = root / "etc"
+    for sub in ("ssl/private", "ssl/certs", "app/cache/deep", "app/conf.d"):
+        (etc / sub).mkdir(parents=True)
+    for name in ("ssl/private/k.pem", "app/cache/deep/x", "app/conf.d/a.conf.bak"):
+        (etc / name).write_text("planted-excluded\n")
+    (etc / "ssl/certs/ca.txt").write_text("kept\n")
+    (etc / "app/conf.d/a.conf").write_text("kept = 1\n")
+    (etc / "app/skip me.txt").write_text("planted-excluded\n")
+    yield root
+    shutil.rmtree(root)
+
+
+def exclusions(etc: Path) -> CollectSettings:
+    return CollectSettings(
+        files=(f"{etc}/", f"{etc}/app/*", f"{etc}/ssl/private/k.pem", f"{etc}/ssl/private/*"),
+        exclude=(f"{etc}/ssl/private/", f"{etc}/app/cache/**", "/**/*.bak", f"{etc}/app/skip me*"),
+    )
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_excluded_paths_are_never_read(excluded_tree: Path, shell: str, busybox_bin: str) -> None:
+    etc = excluded_tree / "etc"
+    raw, parsed = collect(exclusions(etc), busybox=busybox_bin if shell == "busybox" else None)
+    assert "planted-excluded" not in raw
+    assert "/private" not in raw and "/deep" not in raw and ".bak" not in raw and "skip" not in raw
+    assert parsed.facts[f"{etc}/app/cache"]["type"] == "directory"  # /** keeps the directory
+    assert parsed.facts[f"{etc}/ssl/certs/ca.txt"]["content"] == "kept\n"
+    assert parsed.facts[f"{etc}/app/conf.d/a.conf#kept"] == "1"
+    assert not parsed.errors
+
+
+def test_config_origin_walks_the_same_files(excluded_tree: Path) -> None:
+    settings = exclusions(excluded_tree / "etc")
+    origin = BY_NAME["config_origin"]
+    out = subprocess.run(
+        ["sh", "-c", origin.shell_for(settings)], capture_output=True, text=True, check=True
+    ).stdout
+    listed = {line.split("\t")[2] for line in out.splitlines() if line.startswith("P\t")}
+    _, parsed = collect(settings)
+    described = {k for k, v in parsed.facts.items() if isinstance(v, dict)}
+    described -= {k for k in described if parsed.facts[k]["type"] == "directory"}
+    assert listed == described
+    assert "planted-excluded" not in out and "/private" not in out
+
+
+def test_excluded_entries_are_left_out_of_the_script() -> None:
+    settings = CollectSettings(
+        files=("/etc/shadow", "/etc/ssl/private/*", "/etc/hosts"), exclude=("/etc/s*", "/etc/ssl/")
+    )
+    shell = FILES.shell_for(settings)
+    assert "_dc_entry /etc/hosts follow" in shell
+    assert "_dc_entry /etc/shadow" not in shell and "_dc_globdir /etc/ssl/private" not in shell
 
 
 def crontab_facts(text: str) -> dict[str, object]:
