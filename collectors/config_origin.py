@@ -16,7 +16,8 @@ Then, for all paths at once:
   "unmodified"), one ``rpm -V --nodeps --noscripts`` of the owning packages; read
   only from a system database (see ``packages``: Debian's rpm has none);
 * apk: the installed database itself (``R:`` file names, ``Z:`` checksums:
-  ``Q1`` + base64 SHA-1, ``Q2`` + base64 SHA-256), compared with the file's hash.
+  ``Q1`` + base64 SHA-1, ``Q2`` + base64 SHA-256), compared with the file's hash;
+  a sensitive file (see ``file_rules``) is not hashed, so it is "cannot tell".
 
 ``collect.exclude`` applies here too: the walk is the files collector's own.
 """
@@ -111,6 +112,9 @@ for db in /lib/apk/db/installed /usr/lib/apk/db/installed; do
   IFS=$nl; set -f
   for p in $paths; do
     [ -f "$p" ] && [ ! -L "$p" ] && [ -r "$p" ] || continue
+    # A secret's plain checksum is never printed (files keys it; this has no scrub):
+    # whether apk's copy was edited stays unknown for it.
+    if _dc_sensitive "$p"; then continue; fi
     s1=$(sha1sum < "$p") && s2=$(sha256sum < "$p") || continue
     printf 'H\t%s\t%s\t%s\n' "${s1%% *}" "${s2%% *}" "$p"
   done

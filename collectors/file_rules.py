@@ -1,9 +1,9 @@
-"""Which paths the ``files`` collector may read: exclusions (``collect.exclude``).
+"""Which paths the ``files`` collector may read, and how: exclusions and sensitive files.
 
-The rule runs twice, from one definition: as sh on the host (so an excluded
-file is never listed, read or hashed) and in Python on the controller (to drop
-excluded entries before the script is built, and to validate the inventory).
-Pure functions.
+Both rules run twice, from one definition: as sh on the host (so an excluded or
+sensitive file's content never leaves it) and in Python on the controller (to
+drop excluded literal entries before the script is built, and to re-check every
+header the host sent before anything is parsed or stored). Pure functions.
 
 **Exclusion globs** (``collect.exclude``), matched against whole absolute paths:
 
@@ -22,6 +22,8 @@ On the host the test is one POSIX ERE run by awk over each listing (find's own
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 import re
 from collections.abc import Sequence
 
@@ -129,3 +131,101 @@ def keep_function(patterns: Sequence[str]) -> str:
         "  DC_EXCL=$dc_excl awk 'BEGIN { re = ENVIRON[\"DC_EXCL\"] } $0 !~ re'\n"
         "}\n"
     )
+
+
+# -- sensitive files -------------------------------------------------------------
+
+#: Backup suffixes stripped (once) before the name tests: shadow.dpkg-old is shadow.
+BACKUP_SUFFIXES = (
+    ".dpkg-old",
+    ".dpkg-new",
+    ".dpkg-dist",
+    ".dpkg-bak",
+    ".dpkg-tmp",
+    ".ucf-old",
+    ".ucf-new",
+    ".ucf-dist",
+    ".rpmsave",
+    ".rpmnew",
+    ".rpmorig",
+    ".apk-new",
+    ".bak",
+    ".old",
+    ".orig",
+    ".save",
+)
+#: Base names (glob) of files whose content is a secret however it is formatted.
+SENSITIVE_NAMES = (
+    "shadow",
+    "gshadow",
+    "opasswd",
+    ".pgpass",
+    ".netrc",
+    ".git-credentials",
+    "*credentials*",
+    "*secret*",
+    "*.key",
+    "*.keytab",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "id_ecdsa_sk",
+    "id_ed25519_sk",
+    "ssh_host_*_key",
+    "privkey*",
+    "secring.*",
+)
+#: Whole paths (glob, ``*`` crossing '/') of directories holding only secrets.
+SENSITIVE_PATHS = (
+    "*/ssl/private/*",
+    "*/private-keys-v1.d/*",
+    "*/NetworkManager/system-connections/*",
+)
+#: The first line of a PEM private key (PKCS#1, PKCS#8, encrypted, OpenSSH, EC, PGP).
+PEM_PRIVATE = re.compile(r"^-----BEGIN [A-Z0-9 ]*PRIVATE KEY")
+
+
+def _stem(name: str) -> str:
+    for suffix in BACKUP_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name[:-1] if name.endswith(("~", "-")) else name
+
+
+def is_sensitive_name(path: str) -> bool:
+    """True when ``path`` names a file whose content must never be read as text."""
+    if any(fnmatch.fnmatchcase(path, p) for p in SENSITIVE_PATHS):
+        return True
+    stem = _stem(posixpath.basename(path))
+    return any(fnmatch.fnmatchcase(stem, p) for p in SENSITIVE_NAMES)
+
+
+def _case_word(pattern: str) -> str:
+    """A sh case pattern: * ? [ ] active, every other character literal."""
+    return "".join(c if c in "*?[]" else "\\" + c for c in pattern)
+
+
+def sensitive_function() -> str:
+    """sh defining ``_dc_sensitive PATH``: status 0 when PATH is sensitive by its name,
+    or by its first bytes (a PEM private key, whatever the name; anywhere in a .pem)."""
+    suffixes = "|".join("*" + _case_word(s) for s in BACKUP_SUFFIXES)
+    names = "|".join(_case_word(n) for n in SENSITIVE_NAMES)
+    paths = "|".join(_case_word(p) for p in SENSITIVE_PATHS)
+    return f"""\
+_dc_sensitive() {{
+  case $1 in {paths}) return 0 ;; esac
+  b=${{1##*/}}
+  case $b in {suffixes}) b=${{b%.*}} ;; *[~-]) b=${{b%?}} ;; esac
+  case $b in {names}) return 0 ;; esac
+  [ -f "$1" ] && [ -r "$1" ] || return 1
+  case $b in *.pem) grep -q 'PRIVATE KEY-----' "$1" 2>/dev/null && return 0 ;; esac
+  first=$(head -c 80 "$1" 2>/dev/null)
+  case ${{first%%"$nl"*}} in "-----BEGIN "*"PRIVATE KEY"*) return 0 ;; esac
+  return 1
+}}
+"""

@@ -6,14 +6,16 @@ known (INI, YAML, JSON, TOML, env, sshd_config, sysctl.conf, nginx-style; see
 which setting drifted and a comment or whitespace change is not drift; a text file
 with a known comment syntax is compared on its content lines.
 
-What the walk reads (see ``file_rules``): nothing under ``collect.exclude``;
-symlinks inside a directory or a glob are described as links, never followed
-(only a path named itself is); subdirectories, FIFOs, sockets and devices are
-described too.
+What the walk reads (see ``file_rules``): nothing under ``collect.exclude``; no
+text of a sensitive file (shadow, private keys, credentials), only a checksum that
+``scrub`` keys before it is stored; symlinks inside a directory or a glob are
+described as links, never followed (only a path named itself is); subdirectories,
+FIFOs, sockets and devices are described too.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 
@@ -29,7 +31,7 @@ from .base import Collector, scrub_prefixed
 #   F<TAB>link<TAB>TARGET<TAB>ok|broken|unknown<TAB>PATH    a symlink, not followed
 #   F<TAB>KIND<TAB>MODE OWNER GROUP SIZE<TAB>SHA256|-<TAB>CLASS|-<TAB>PATH
 #       KIND: file directory fifo socket char-device block-device other
-#       CLASS (files): text binary large (no content printed but text's)
+#       CLASS (files): text binary large sensitive (no content printed but text's)
 #   L<TAB>TARGET      after a header: PATH, named in collect.files, is a symlink to
 #                     TARGET, and the header describes what it points to
 #   N<TAB>noeol       after content whose last line has no newline
@@ -62,11 +64,14 @@ _dc_absent() {{
     *) printf 'F\\tabsent\\t%s\\n' "$1" ;;
   esac
 }}
-# A regular file: checksum, and the text unless binary or over the limit.
+# A regular file: checksum, and the text unless binary, over the limit or sensitive.
 _dc_regular() {{
   p=$1; meta=$2; link=$3
   sum=$(sha256sum < "$p") || {{ _dc_unreadable "$p"; return; }}
-  if [ "${{meta##* }}" -gt {limit} ]; then kind=large
+  # A secret's text is never printed; its checksum is keyed on the controller.
+  if _dc_sensitive "$p" || {{ [ -n "$link" ] && _dc_sensitive "$(readlink -f -- "$p")"; }}; then
+    kind=sensitive
+  elif [ "${{meta##* }}" -gt {limit} ]; then kind=large
   elif [ "$(tr -d '\\000' < "$p" | wc -c)" -ne "${{meta##* }}" ]; then kind=binary
   else kind=text; fi
   printf 'F\\tfile\\t%s\\t%s\\t%s\\t%s\\n' "$meta" "${{sum%% *}}" "$kind" "$p"
@@ -148,12 +153,13 @@ def shell(settings: CollectSettings) -> str:
 
 
 def shell_functions(settings: CollectSettings) -> str:
-    """The sh functions the walk calls (``_dc_entry`` and the helpers it uses, and
-    the exclusion filter ``_dc_keep``); other collectors reuse them to visit exactly
-    the files this one reads."""
+    """The sh functions the walk calls (``_dc_entry`` and the helpers it uses, the
+    exclusion filter ``_dc_keep`` and the ``_dc_sensitive`` test); other collectors
+    reuse them to visit exactly the files this one reads."""
     return (
         _FUNCTIONS.format(max_files=int(settings.dir_max_files), limit=int(settings.file_max_bytes))
         + file_rules.keep_function(settings.exclude)
+        + file_rules.sensitive_function()
         + "\n"
     )
 
@@ -202,6 +208,8 @@ def _mode(text: str) -> str:
     return text.rjust(4, "0") if text.isdigit() else text
 
 
+#: What a sensitive file's fact says instead of its content.
+SENSITIVE_NOTE = "sensitive: content not read"
 #: The key suffix of a comment-compared file's full text (volatile: shown, not compared).
 FULL_TEXT = SETTING_SEP + "(text)"
 _KINDS = frozenset({"file", "directory", "fifo", "socket", "char-device", "block-device", "other"})
@@ -239,15 +247,22 @@ def _text_facts(path: str, fact: dict[str, object], text: str) -> dict[str, obje
     return {path + FULL_TEXT: text} if lines != text else {}
 
 
-def _regular(checksum: str, klass: str, size: str) -> dict[str, object]:
-    """A regular file's fields after its metadata."""
+def _regular(checksum: str, klass: str, size: str) -> tuple[dict[str, object], str]:
+    """A regular file's fields after its metadata, and an error ("" when none)."""
     fields: dict[str, object] = {"size": int(size) if size.isdigit() else size}
+    if klass == "sensitive":
+        if not REDACTED.fullmatch(checksum):
+            # Only scrub() keys the checksum; a plain one is never kept.
+            return {}, "sensitive file whose checksum was not keyed (output not scrubbed)"
+        fields["keyed_hash"] = checksum
+        fields["content_note"] = SENSITIVE_NOTE
+        return fields, ""
     fields["sha256"] = checksum
     if klass == "text":
         fields["content"] = ""  # filled in by finish()
     else:
         fields["content_note"] = _NOT_TEXT.get(klass, klass)
-    return fields
+    return fields, ""
 
 
 class _FileParser:
@@ -306,7 +321,11 @@ class _FileParser:
         fact: dict[str, object] = {"type": parts[1], "mode": _mode(mode), "owner": owner}
         fact["group"] = group
         if parts[1] == "file":
-            fact.update(_regular(parts[3], parts[4], size))
+            fields, error = _regular(parts[3], parts[4], size)
+            if error:
+                self.errors[self.path] = error
+                return
+            fact.update(fields)
         self.facts[self.path] = fact
         self.current = fact
 
@@ -358,9 +377,60 @@ def _secret_values(path: str, lines: list[str]) -> set[str]:
     return found
 
 
+def _is_secret_file(path: str, link: str | None, first_line: str | None) -> bool:
+    """The controller's own check of a file the host sent as text: sensitive by its
+    name, its symlink target's name, or a private key on its first line."""
+    if file_rules.is_sensitive_name(path):
+        return True
+    if link is not None:
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
+        if file_rules.is_sensitive_name(target):
+            return True
+    return first_line is not None and file_rules.PEM_PRIVATE.match(first_line) is not None
+
+
+def seal_sensitive(raw: str, redactor: Redactor) -> str:
+    """Key the checksum of every sensitive file and drop any content sent for one.
+
+    The host prints no content for what it finds sensitive; this is the second
+    line of defence (an older script, a stored run, a host's odd tools): a header
+    the controller finds sensitive loses its content lines here, before anything
+    is parsed or stored. A plain sha256 of a short secret (a password file) could
+    be brute-forced; the keyed one cannot without the local key, and still changes
+    when the secret does.
+    """
+    lines = raw.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        parts = lines[i].split("\t")
+        if parts[0] != "F" or len(parts) < 6 or parts[1] != "file":
+            out.append(lines[i])
+            i += 1
+            continue
+        j = i + 1
+        link = lines[j][2:] if j < len(lines) and lines[j].startswith("L\t") else None
+        j += link is not None
+        body = j
+        while j < len(lines) and (lines[j].startswith("|") or lines[j] == "N\tnoeol"):
+            j += 1
+        first = lines[body][1:] if body < j and lines[body].startswith("|") else None
+        if parts[4] == "sensitive" or _is_secret_file("\t".join(parts[5:]), link, first):
+            parts[4] = "sensitive"
+            if not REDACTED.fullmatch(parts[3]):  # idempotent: never hash the token
+                parts[3] = redactor.token(parts[3])
+            lines[body:j] = []
+            j = body
+        out.append("\t".join(parts))
+        out.extend(lines[i + 1 : j])
+        i = j
+    return "\n".join(out)
+
+
 def scrub(raw: str, redactor: Redactor) -> str:
-    """Scrub line by line, then redact what only the parsed settings reveal as secret."""
-    raw = scrub_prefixed(raw, redactor)
+    """Seal sensitive files, scrub line by line, then redact what only the parsed
+    settings reveal as secret."""
+    raw = scrub_prefixed(seal_sensitive(raw, redactor), redactor)
     out = raw.split("\n")
     path, start = "", -1
 
@@ -418,7 +488,7 @@ COLLECTOR = Collector(
     name="files",
     description="configured files, globs and directories (minus collect.exclude): type, mode, "
     "owner, group, symlink target, sha256, size, and content or per-setting values (secrets "
-    "redacted)",
+    "redacted; sensitive files by keyed hash only)",
     shell=shell,
     parse=parse,
     requires=("stat",),

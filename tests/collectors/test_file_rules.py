@@ -1,5 +1,5 @@
-"""Exclusion globs: one definition, the same answer in Python and on the host (mawk and
-busybox awk)."""
+"""Exclusion globs and sensitive names: one definition, the same answer in Python and on
+the host (mawk, busybox awk and sh ``case``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from driftcheck.collectors import file_rules
-from driftcheck.collectors.file_rules import exclude_error, is_excluded
+from driftcheck.collectors.file_rules import exclude_error, is_excluded, is_sensitive_name
 
 # (pattern, path, excluded?)
 CASES = [
@@ -89,3 +89,65 @@ def test_combined_patterns_and_no_patterns() -> None:
 def test_bad_patterns_say_why(pattern: str, why: str) -> None:
     error = exclude_error(pattern)
     assert error is not None and error.startswith(why)
+
+
+SENSITIVE = [
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+    "/etc/shadow.dpkg-old",
+    "/etc/gshadow~",
+    "/etc/security/opasswd",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_rsa_key.rpmsave",
+    "/root/.ssh/id_rsa",
+    "/home/u/.ssh/id_ed25519",
+    "/etc/nginx/tls/site.key",
+    "/etc/krb5.keytab",
+    "/root/.pgpass",
+    "/root/.netrc",
+    "/root/.git-credentials",
+    "/root/.aws/credentials",
+    "/etc/app/db-credentials.json",
+    "/etc/ipsec.secrets",
+    "/etc/ppp/chap-secrets",
+    "/etc/ssl/private/anything",
+    "/etc/letsencrypt/live/x/privkey.pem",
+    "/etc/NetworkManager/system-connections/wifi.nmconnection",
+]
+PUBLIC = [
+    "/etc/passwd",
+    "/etc/shadowsocks.json",
+    "/etc/ssh/ssh_host_ed25519_key.pub",
+    "/root/.ssh/id_rsa.pub",
+    "/etc/ssl/certs/ca.pem",
+    "/etc/ssl/private",
+    "/etc/keys.conf",
+    "/etc/hosts",
+]
+
+
+def test_sensitive_names() -> None:
+    assert [p for p in SENSITIVE if not is_sensitive_name(p)] == []
+    assert [p for p in PUBLIC if is_sensitive_name(p)] == []
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_the_host_name_test_agrees_with_python(shell: str, busybox_bin: str) -> None:
+    """``_dc_sensitive`` on these names (the few that exist here hold no private key)."""
+    body = (
+        "nl='\n'\n"
+        + file_rules.sensitive_function()
+        + ('for p in "$@"; do if _dc_sensitive "$p"; then echo "$p"; fi; done\n')
+    )
+    argv = ["/usr/bin/busybox", "sh"] if shell == "busybox" else ["/bin/sh"]
+    env = {"PATH": busybox_bin if shell == "busybox" else "/usr/bin:/bin", "LC_ALL": "C"}
+    proc = subprocess.run(
+        [*argv, "-c", body, "sh", *SENSITIVE, *PUBLIC],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert proc.stdout.split("\n")[:-1] == SENSITIVE

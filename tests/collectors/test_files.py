@@ -93,6 +93,7 @@ def test_busybox_gives_the_same_facts(tmp_path: Path, name: str, busybox_bin: st
     (tree / "a.ini").write_text("[db]\nhost = x\n")
     (tree / "sub" / "b.txt").write_text("no newline")
     (tree / "link.ini").symlink_to("a.ini")
+    (tree / "sub" / "id_ed25519").write_text("secret\n")
     (tree / "sub" / "skipped").mkdir()
     (tree / "sub" / "skipped" / "x").write_text("x\n")
     (tree / "hosts").write_text("# comment\n127.0.0.1 localhost\n")
@@ -200,8 +201,9 @@ def test_symlinks_in_a_directory_are_links_never_followed(links: Path, as_nobody
 
 def test_a_symlink_named_itself_is_described_with_its_target(links: Path) -> None:
     app = links / "etc" / "app"
-    named = (str(app / "to-outside"), str(app / "to-dir"))
+    named = (str(app / "to-outside"), str(app / "to-shadow"), str(app / "to-dir"))
     raw, parsed = collect(CollectSettings(files=named))
+    assert "root:" not in raw  # /etc/shadow, even named through a link, is never read
     target = links / "outside" / "planted.txt"
     text = target.read_bytes()
     assert parsed.facts[named[0]] == {
@@ -214,8 +216,19 @@ def test_a_symlink_named_itself_is_described_with_its_target(links: Path) -> Non
         "sha256": hashlib.sha256(text).hexdigest(),
         "content": text.decode(),
     }
+    shadow = Path("/etc/shadow")
+    assert parsed.facts[named[1]] == {
+        "type": "symlink",
+        "link": "/etc/shadow",
+        "broken": False,
+        "target_type": "file",
+        **owner(shadow.stat()),
+        "size": shadow.stat().st_size,
+        "keyed_hash": Redactor(KEY).token(hashlib.sha256(shadow.read_bytes()).hexdigest()),
+        "content_note": "sensitive: content not read",
+    }
     # A link to a directory: the directory's own metadata, not its files.
-    assert parsed.facts[named[1]]["target_type"] == "directory"
+    assert parsed.facts[named[2]]["target_type"] == "directory"
     assert "planted-inner-text" not in raw
 
 
@@ -299,6 +312,126 @@ def test_excluded_entries_are_left_out_of_the_script() -> None:
     shell = FILES.shell_for(settings)
     assert "_dc_entry /etc/hosts follow" in shell
     assert "_dc_entry /etc/shadow" not in shell and "_dc_globdir /etc/ssl/private" not in shell
+
+
+PEM_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nplanted-key-material\n-----END OPENSSH PRIVATE KEY-----\n"
+)
+CERT = "-----BEGIN CERTIFICATE-----\nMIIBpublic\n-----END CERTIFICATE-----\n"
+#: name -> content; every one is sensitive, by its name or by what it holds
+SECRETS = {
+    "shadow": "root:planted-hash-1:19000::::::\n",
+    "gshadow-": "root:planted-hash-2::\n",
+    "shadow.dpkg-old": "root:planted-hash-3:19000::::::\n",
+    "ssh/ssh_host_ed25519_key": PEM_KEY,
+    "ssh/id_rsa": "planted-not-even-a-key\n",
+    "tls/site.key": "planted-site-key\n",
+    "tls/bundle.pem": CERT + PEM_KEY,
+    "notes.txt": PEM_KEY,  # an innocent name: found by its first line
+    "home/.pgpass": "db:5432:*:app:planted-pgpass\n",
+    "home/.netrc": "machine x login u password planted-netrc\n",
+    "home/.git-credentials": "https://u:planted-git@example.com\n",
+    "app/aws-credentials": "[default]\nkey = planted-aws\n",
+    "ssl/private/anything": "planted-private\n",
+}
+
+
+@pytest.fixture
+def secrets_tree() -> Iterator[Path]:
+    root = shared_tmp()
+    etc = root / "etc"
+    for name, text in SECRETS.items():
+        (etc / name).parent.mkdir(parents=True, exist_ok=True)
+        (etc / name).write_text(text)
+        (etc / name).chmod(0o644)  # so nobody reads them too: only the rule protects them
+    (etc / "tls" / "cert.pem").write_text(CERT)  # a certificate alone is public
+    (root / "link-to-shadow").symlink_to(etc / "shadow")
+    yield root
+    shutil.rmtree(root)
+
+
+def sealed(path: Path) -> dict[str, object]:
+    """What a sensitive file's fact must be, from os.stat and hashlib."""
+    st = path.stat()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {
+        "type": "file",
+        **owner(st),
+        "size": st.st_size,
+        "keyed_hash": Redactor(KEY).token(digest),
+        "content_note": "sensitive: content not read",
+    }
+
+
+@pytest.mark.parametrize("how", ["root", "nobody", "busybox"])
+def test_sensitive_files_are_never_read_as_text(
+    secrets_tree: Path, how: str, busybox_bin: str
+) -> None:
+    etc = secrets_tree / "etc"
+    settings = CollectSettings(
+        files=(f"{etc}/", f"{etc}/*", f"{etc}/shadow", str(secrets_tree / "link-to-shadow"))
+    )
+    busybox = busybox_bin if how == "busybox" else None
+    raw, parsed = collect(settings, as_nobody=how == "nobody", busybox=busybox)
+    assert "planted" not in raw
+    for name in SECRETS:
+        assert parsed.facts[str(etc / name)] == sealed(etc / name), name
+    link = parsed.facts[str(secrets_tree / "link-to-shadow")]
+    assert link == {
+        "type": "symlink",
+        "link": str(etc / "shadow"),
+        "broken": False,
+        "target_type": "file",
+        **{k: v for k, v in sealed(etc / "shadow").items() if k != "type"},
+    }
+    assert parsed.facts[str(etc / "tls" / "cert.pem")]["content"] == CERT
+    assert not any(k.startswith(str(etc / "tls" / "bundle.pem") + "#") for k in parsed.facts)
+    assert not any(
+        "sha256" in v
+        for v in parsed.facts.values()
+        if isinstance(v, dict) and v.get("content_note") == "sensitive: content not read"
+    )
+
+
+def test_a_changed_secret_is_still_drift(secrets_tree: Path) -> None:
+    shadow = secrets_tree / "etc" / "shadow"
+    settings = CollectSettings(files=(str(shadow),))
+    before = collect(settings)[1].facts[str(shadow)]
+    shadow.write_text("root:planted-hash-2:19000::::::\n")  # the same size
+    after = collect(settings)[1].facts[str(shadow)]
+    assert before["keyed_hash"] != after["keyed_hash"]
+    assert before["size"] == after["size"]
+
+
+def test_the_controller_seals_text_an_older_script_sent() -> None:
+    """Output of a script from before this rule (stored runs are re-scrubbed and
+    re-parsed): /etc/shadow and a key sent as text lose their text and plain hash."""
+    digest, public = "a" * 64, "b" * 64
+    raw = (
+        f"F\tfile\t640 root shadow 32\t{digest}\ttext\t/etc/shadow\n"
+        "|root:planted-hash:19000::::::\n"
+        f"F\tfile\t644 root root 90\t{digest}\ttext\t/etc/app/notes\n"
+        "|-----BEGIN RSA PRIVATE KEY-----\n|planted\n|-----END RSA PRIVATE KEY-----\nN\tnoeol\n"
+        f"F\tfile\t644 root root 5\t{digest}\ttext\t/etc/app/link\nL\t../shadow\n|planted\n"
+        f"F\tfile\t644 root root 5\t{public}\ttext\t/etc/hostname\n|web1\n"
+    )
+    redactor = Redactor(KEY)
+    once = FILES.scrub(raw, redactor)  # type: ignore[misc]
+    assert "planted" not in once and digest not in once and public in once
+    assert FILES.scrub(once, redactor) == once  # type: ignore[misc]  # never hashes the token
+    facts = FILES.parse(once).facts
+    for path in ("/etc/shadow", "/etc/app/notes", "/etc/app/link"):
+        fact = facts[path]
+        assert fact["keyed_hash"] == redactor.token(digest) and "content" not in fact
+    assert facts["/etc/app/link"]["link"] == "../shadow"
+    assert facts["/etc/hostname"]["content"] == "web1\n"
+
+
+def test_a_sensitive_checksum_never_kept_unkeyed() -> None:
+    raw = f"F\tfile\t640 root shadow 32\t{'a' * 64}\tsensitive\t/etc/shadow\n"
+    parsed = FILES.parse(raw)  # not scrubbed: the plain checksum must not become a fact
+    assert parsed.facts == {}
+    assert "not keyed" in parsed.errors["/etc/shadow"]
 
 
 def crontab_facts(text: str) -> dict[str, object]:
