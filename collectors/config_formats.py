@@ -201,6 +201,16 @@ def parse_keyvalue(text: str) -> Settings | None:
     return _assignments(text, split)
 
 
+_SSH_TOKEN = re.compile(r'(?:"[^"]*"|[^\s"])+')
+
+
+def _ssh_tokens(value: str) -> str:
+    """The arguments of an ssh_config line, joined by single spaces."""
+    if value.count('"') % 2:
+        return " ".join(value.split())  # an unbalanced quote: plain whitespace split
+    return " ".join(_SSH_TOKEN.findall(value))
+
+
 def parse_ssh(text: str) -> Settings | None:
     """sshd_config/ssh_config: case-insensitive ``Keyword value``; ``Match`` opens a block."""
     out: Settings = {}
@@ -213,7 +223,9 @@ def parse_ssh(text: str) -> Settings | None:
         m = re.match(r"^(\S+?)(?:\s*=\s*|\s+)(.*)$", line)
         if m is None:
             return None
-        keyword, value = m[1].lower(), m[2].strip()
+        # sshd splits arguments on whitespace (quotes keep one together): the same
+        # tokens are the same setting however they are spaced.
+        keyword, value = m[1].lower(), _ssh_tokens(m[2])
         if keyword in ("match", "host"):
             # Settings inside a Match/Host block apply conditionally: keep them apart.
             prefix = f"{keyword} {value}."
@@ -354,3 +366,83 @@ def settings(path: str, text: str) -> tuple[str, Settings] | Unparsed | None:
     if parsed is None:
         return None
     return fmt, parsed
+
+
+# -- text files compared on their content lines ----------------------------------
+
+
+@dataclass(frozen=True)
+class CommentSyntax:
+    """How a line-oriented file marks comments: a line whose first non-blank
+    character is one of ``prefixes`` is a comment, unless ``keep`` matches it."""
+
+    prefixes: tuple[str, ...]
+    keep: re.Pattern[str] | None = None
+
+    def describe(self) -> str:
+        """The prefixes as a report shows them: ``#`` or ``# and ;``."""
+        return " and ".join(self.prefixes)
+
+
+_HASH = CommentSyntax(("#",))
+_HASH_SEMI = CommentSyntax(("#", ";"))
+_PROPERTIES = CommentSyntax(("#", "!"))
+# sudoers: "#include", "#includedir" and "#1000" (a uid in a user list) are not comments.
+_SUDOERS = CommentSyntax(("#",), re.compile(r"^\s*#(?:include(?:dir)?\s|[0-9])"))
+#: Files of ``#`` comments by base name (Debian, RHEL and Alpine /etc).
+_HASH_NAMES = frozenset(
+    {
+        "hosts", "hosts.allow", "hosts.deny", "hosts.equiv", "fstab", "crypttab", "crontab",
+        "anacrontab", "exports", "services", "protocols", "networks", "ethers", "shells",
+        "inittab", "modules", "login.defs", "securetty", "sources.list", "locale.gen",
+        "environment", "rpc", "mailcap", "aliases", "ftpusers", "ttytab", "wgetrc", "inputrc",
+        "manpath.config", "mime.types", "ethertypes", "netconfig", "locale.alias",
+    }
+)  # fmt: skip
+#: Directories whose files have ``#`` comments, whatever their names.
+_HASH_DIRS = (
+    "/cron.d", "/crontabs", "/var/spool/cron", "/logrotate.d", "/pam.d", "/modprobe.d",
+    "/modules-load.d", "/sources.list.d", "/security", "/apt/apt.conf.d", "/udev/rules.d",
+    "/tmpfiles.d", "/sysusers.d", "/default", "/iproute2", "/apt/preferences.d",
+)  # fmt: skip
+_HASH_EXTS = frozenset({".conf", ".cf", ".list", ".rules", ".yaml", ".yml", ".toml", ".env"})
+_HASH_SEMI_EXTS = frozenset(
+    {".ini", ".cfg", ".cnf", ".service", ".socket", ".timer", ".mount", ".automount",
+     ".target", ".path", ".slice", ".swap", ".network", ".netdev", ".link"}
+)  # fmt: skip
+
+
+def comment_syntax(path: str) -> CommentSyntax | None:
+    """The comment syntax of a text file, by its name; None when it has none we know
+    (then every byte of it is compared)."""
+    name = posixpath.basename(path).lower()
+    directory = posixpath.dirname(path)
+    ext = posixpath.splitext(name)[1]
+    if name == "sudoers" or directory.endswith("/sudoers.d"):
+        return _SUDOERS
+    if ext == ".properties":
+        return _PROPERTIES
+    if name in ("resolv.conf", "gitconfig", "npmrc") or ext in _HASH_SEMI_EXTS:
+        return _HASH_SEMI
+    if name in _HASH_NAMES or ext in _HASH_EXTS or directory.endswith(_HASH_DIRS):
+        return _HASH
+    return None
+
+
+def content_lines(text: str, syntax: CommentSyntax) -> str:
+    """``text`` without its comment and blank lines, each kept line as it is.
+
+    A ``#!`` first line is kept (it names the interpreter); a comment after content
+    on the same line is kept too (in a crontab or a URL, ``#`` is not always one).
+    """
+    kept = []
+    # split, not splitlines: a CR (or form feed) is part of the line, not its end.
+    for i, line in enumerate(text.split("\n")):
+        stripped = line.lstrip()
+        if not stripped.strip():
+            continue
+        comment = stripped.startswith(syntax.prefixes) and not (i == 0 and line.startswith("#!"))
+        if comment and (syntax.keep is None or not syntax.keep.match(line)):
+            continue
+        kept.append(line)
+    return "".join(line + "\n" for line in kept)

@@ -16,7 +16,10 @@ Then, for all paths at once:
   "unmodified"), one ``rpm -V --nodeps --noscripts`` of the owning packages; read
   only from a system database (see ``packages``: Debian's rpm has none);
 * apk: the installed database itself (``R:`` file names, ``Z:`` checksums:
-  ``Q1`` + base64 SHA-1, ``Q2`` + base64 SHA-256), compared with the file's hash.
+  ``Q1`` + base64 SHA-1, ``Q2`` + base64 SHA-256), compared with the file's hash;
+  a sensitive file (see ``file_rules``) is not hashed, so it is "cannot tell".
+
+``collect.exclude`` applies here too: the walk is the files collector's own.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from .packages import RPM_SYSTEM_DB
 #   A<TAB>PKG<TAB>Z<TAB>PATH        apk: PKG's database lists PATH with checksum Z (or -)
 #   H<TAB>SHA1<TAB>SHA256<TAB>PATH  apk: the file's hashes
 _FILE = """\
-# config_origin: only the path of each existing non-directory (no reading).
+# config_origin: only the path of each existing non-directory (no reading); a
+# symlink is a link here even where files describes what it points to.
 _dc_file() {
   p=$1
   if [ -L "$p" ]; then k=link
@@ -108,6 +112,9 @@ for db in /lib/apk/db/installed /usr/lib/apk/db/installed; do
   IFS=$nl; set -f
   for p in $paths; do
     [ -f "$p" ] && [ ! -L "$p" ] && [ -r "$p" ] || continue
+    # A secret's plain checksum is never printed (files keys it; this has no scrub):
+    # whether apk's copy was edited stays unknown for it.
+    if _dc_sensitive "$p"; then continue; fi
     s1=$(sha1sum < "$p") && s2=$(sha256sum < "$p") || continue
     printf 'H\t%s\t%s\t%s\n' "${s1%% *}" "${s2%% *}" "$p"
   done
@@ -220,7 +227,7 @@ class _Reader:
                 self.kinds[path] = kind
         elif tag == "T" and rest:
             self.errors[rest] = (
-                "more files than collect.dir_max_files; only the first ones (sorted) were read"
+                "more entries than collect.dir_max_files; only the first ones (sorted) were read"
             )
         elif not self.managers or tag not in _TAGS[self.managers[-1]]:
             return  # garbage, or a line of another database's block

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from driftcheck.collectors import BY_NAME
+from driftcheck.collectors.file_rules import exclude_error
 from driftcheck.errors import InventoryError
 from driftcheck.model import (
     DEFAULT_DIR_MAX_FILES,
@@ -91,6 +92,7 @@ class CollectModel(_Strict):
     """Parameters of the collectors."""
 
     files: list[str] = []
+    exclude: list[str] = []
     apps: dict[Annotated[str, Field(pattern=_NAME)], _Text | AppSourceModel] = {}
     python: list[str] = []
     file_max_bytes: Annotated[int, Field(ge=0)] = DEFAULT_FILE_MAX_BYTES
@@ -419,7 +421,8 @@ def _check_roles(model: InventoryModel, hosts: list[Host], root: yaml.Node, path
 
 
 def _resolve_collect(collect: CollectModel, root: yaml.Node, path: Path) -> CollectSettings:
-    """The collectors' parameters: absolute paths only, duplicates dropped."""
+    """The collectors' parameters: absolute paths and valid exclusion globs only,
+    duplicates dropped."""
     for i, file_path in enumerate(collect.files):
         if not file_path.startswith("/"):
             raise InventoryError(
@@ -431,6 +434,13 @@ def _resolve_collect(collect: CollectModel, root: yaml.Node, path: Path) -> Coll
                 f"{path}:{_line(root, 'collect', 'files', i)}: collect.files[{i}] contains a "
                 "newline or NUL byte; remove it"
             )
+    for i, pattern in enumerate(collect.exclude):
+        why = exclude_error(pattern)
+        if why is not None:
+            raise InventoryError(
+                f"{path}:{_line(root, 'collect', 'exclude', i)}: collect.exclude[{i}] "
+                f"{pattern!r} {why}"
+            )
     apps = tuple(_app_source(name, spec, root, path) for name, spec in collect.apps.items())
     for i, venv in enumerate(collect.python):
         if not venv.startswith("/"):
@@ -440,6 +450,7 @@ def _resolve_collect(collect: CollectModel, root: yaml.Node, path: Path) -> Coll
             )
     return CollectSettings(
         files=tuple(dict.fromkeys(collect.files)),
+        exclude=tuple(dict.fromkeys(collect.exclude)),
         apps=apps,
         python=tuple(dict.fromkeys(collect.python)),
         file_max_bytes=collect.file_max_bytes,

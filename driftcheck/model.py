@@ -77,6 +77,9 @@ class CollectSettings:
 
     #: absolute paths, globs (/etc/myapp/*.conf) or directories (read recursively)
     files: tuple[str, ...] = ()
+    #: absolute globs of paths never read (see collectors/file_rules.py for the syntax):
+    #: not listed, hashed or printed on the host, by ``files`` and ``config_origin``
+    exclude: tuple[str, ...] = ()
     apps: tuple[AppSource, ...] = ()
     #: virtualenv directories whose packages the python collector lists
     python: tuple[str, ...] = ()

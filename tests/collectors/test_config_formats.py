@@ -155,4 +155,55 @@ def test_a_parser_that_fails_outright_leaves_the_file_as_text_with_a_note(
     raw = "F\tfile\t644 root root 10\tabc\ttext\t/etc/app.ini\n|[a]\n|b = 1\n"
     fact = BY_NAME["files"].parse(raw).facts["/etc/app.ini"]
     assert fact["content"] == "[a]\nb = 1\n"
-    assert fact["content_note"] == "compared as text: ini parser failed: KeyError: 'surprise'"
+    assert fact["content_note"] == (
+        "compared as text: ini parser failed: KeyError: 'surprise'; "
+        "compared without # and ; comments and blank lines"
+    )
+
+
+def test_sshd_compares_tokens_not_spacing() -> None:
+    one = settings("/etc/ssh/sshd_config", 'AcceptEnv LANG LC_*\nBanner "/etc/a  b"\n')
+    two = settings("/etc/ssh/sshd_config", 'AcceptEnv\tLANG   LC_*  \nBanner   "/etc/a  b"\n')
+    assert one == two == ("ssh", {"acceptenv": "LANG LC_*", "banner": '"/etc/a  b"'})
+    assert settings("/etc/ssh/ssh_config", 'X "a  b\n') == ("ssh", {"x": '"a b'})
+
+
+@pytest.mark.parametrize(
+    ("path", "prefixes"),
+    [
+        ("/etc/hosts", ("#",)),
+        ("/etc/fstab", ("#",)),
+        ("/etc/crontab", ("#",)),
+        ("/etc/cron.d/backup", ("#",)),
+        ("/var/spool/cron/crontabs/root", ("#",)),
+        ("/etc/pam.d/sshd", ("#",)),
+        ("/etc/app/odd.conf", ("#",)),
+        ("/etc/resolv.conf", ("#", ";")),
+        ("/etc/app/x.ini", ("#", ";")),
+        ("/etc/systemd/system/app.service", ("#", ";")),
+        ("/etc/java/net.properties", ("#", "!")),
+        ("/etc/sudoers", ("#",)),
+        ("/etc/motd", None),
+        ("/etc/app/notes.txt", None),
+        ("/etc/init.d/ssh", None),
+    ],
+)
+def test_comment_syntax_by_name(path: str, prefixes: tuple[str, ...] | None) -> None:
+    syntax = config_formats.comment_syntax(path)
+    assert (syntax.prefixes if syntax else None) == prefixes
+
+
+def test_content_lines_drop_comments_and_blank_lines_only() -> None:
+    hash_only = config_formats.comment_syntax("/etc/crontab")
+    assert hash_only is not None
+    text = "#!/bin/sh\n# a comment\n\n   \n  # indented\n*/5 * * * * root run # not cut\r\n; kept\n"
+    assert config_formats.content_lines(text, hash_only) == (
+        "#!/bin/sh\n*/5 * * * * root run # not cut\r\n; kept\n"
+    )
+    sudoers = config_formats.comment_syntax("/etc/sudoers")
+    assert sudoers is not None
+    text = "# c\n#includedir /etc/sudoers.d\n#include /etc/x\n#1000 ALL=(ALL) ALL\n#x\n"
+    assert config_formats.content_lines(text, sudoers) == (
+        "#includedir /etc/sudoers.d\n#include /etc/x\n#1000 ALL=(ALL) ALL\n"
+    )
+    assert config_formats.content_lines("# only\n\n", hash_only) == ""

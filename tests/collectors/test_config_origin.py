@@ -7,6 +7,7 @@ in one host is reported modified there and unmodified on the other.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -194,3 +195,35 @@ def test_edited_conffile_is_modified_only_where_it_was_edited() -> None:
         assert facts["h2"][path] == {"package": package, "modified": True}
     for host in ("h1", "h2"):
         assert facts[host]["/etc/co/local.conf"] == {"package": None, "modified": None}
+
+
+def test_apk_never_hashes_a_sensitive_file(tmp_path: Path) -> None:
+    """The apk branch hashes files to compare them with apk's checksums; a secret's
+    plain hash must not be printed (this collector has no scrub): it stays unknown.
+    The branch runs against a database in tmp (this machine has no apk)."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "shadow").write_text("root:planted:19000::::::\n")
+    (etc / "motd").write_text("hello\n")
+    db = tmp_path / "installed"
+    wrong = "Q1" + base64.b64encode(bytes(20)).decode()  # a SHA-1 neither file has
+    db.write_text(
+        f"P:alpine-baselayout\nF:{str(etc)[1:]}\nR:shadow\nZ:{wrong}\nR:motd\nZ:{wrong}\n"
+    )
+    settings = CollectSettings(files=(str(etc / "shadow"), str(etc / "motd")))
+    shell = COLLECTOR.shell_for(settings).replace(
+        "for db in /lib/apk/db/installed /usr/lib/apk/db/installed", f"for db in {db}"
+    )
+    env = {"PATH": "/nonexistent-no-dpkg-no-rpm:/usr/bin:/bin"}
+    out = subprocess.run(
+        ["/bin/sh", "-c", shell.replace("command -v dpkg-query", "false")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    hashed = [line.split("\t")[-1] for line in out.splitlines() if line.startswith("H\t")]
+    assert hashed == [str(etc / "motd")]
+    facts = COLLECTOR.parse(out).facts
+    assert facts[str(etc / "shadow")] == {"package": "alpine-baselayout", "modified": None}
+    assert facts[str(etc / "motd")] == {"package": "alpine-baselayout", "modified": True}

@@ -217,3 +217,40 @@ def test_nothing_to_compare_is_an_error(change: tuple[str, str], message: str) -
     old, new = change
     assert old in GOOD
     assert message in error_of(GOOD.replace(old, new, 1))
+
+
+EXCLUDE = "files: [/etc/nginx/nginx.conf]\n  exclude:\n    - /etc/ssl/private/\n    - X\n"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (
+            "etc/ssl/*.key",
+            "inv.yaml:21: collect.exclude[1] 'etc/ssl/*.key' is not absolute; write it from the "
+            "root, such as /etc/ssl/*.key",
+        ),
+        ('"/etc/a\\nb"', "inv.yaml:21: collect.exclude[1] '/etc/a\\nb' contains a newline"),
+        ('"/etc/a\\0b"', "inv.yaml:21: collect.exclude[1] '/etc/a\\x00b' contains a newline"),
+        ("/", "inv.yaml:21: collect.exclude[1] '/' would exclude everything"),
+        ('"/etc/[z-a]"', "inv.yaml:21: collect.exclude[1] '/etc/[z-a]' has a [...] set that is"),
+        ("12", "inv.yaml:21: collect.exclude[1]: Input should be a valid string (got 12)"),
+        ("{a: b}", "inv.yaml:21: collect.exclude[1]: Input should be a valid string"),
+    ],
+)
+def test_bad_exclusions_name_line_and_fix(pattern: str, expected: str) -> None:
+    text = GOOD.replace("files: [/etc/nginx/nginx.conf]\n", EXCLUDE.replace("X", pattern))
+    assert error_of(text).startswith(expected)
+
+
+def test_exclusions_are_kept_in_order_once() -> None:
+    text = GOOD.replace(
+        "files: [/etc/nginx/nginx.conf]\n",
+        "files: [/etc/]\n  exclude: [/etc/ssl/private/, '/etc/**/*.dpkg-old', /etc/ssl/private/]\n",
+    )
+    inv = parse_inventory(text, Path("inv.yaml"))
+    assert inv.collect.files == ("/etc/",)
+    assert inv.collect.exclude == ("/etc/ssl/private/", "/etc/**/*.dpkg-old")
+    assert parse_inventory(GOOD, Path("inv.yaml")).collect.exclude == ()
+    scalar = GOOD.replace("files: [/etc/nginx/nginx.conf]\n", "exclude: /etc/ssl\n")
+    assert error_of(scalar).startswith("inv.yaml:18: collect.exclude: Input should be a valid list")
