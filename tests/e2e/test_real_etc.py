@@ -30,22 +30,32 @@ LIBNET = (
     "{\n\tnntp_hosts => [ qw {} ],\n\tinet_domain => undef,\n\tftp_int_passive => 0,\n}\n"
 )
 SYSCTL = "net.core.somaxconn"
+HASH = "$6$Zq9tT1bQ$" + "k" * 86
 
 
-def files(pool: int) -> dict[str, str]:
+def files(pool: int, env: str, spaces: str) -> dict[str, str]:
     return {
         "/etc/myapp/app.ini": f"[db]\nhost = db.internal\npool = {pool}\n",
         "/etc/myapp/libnet.cfg": LIBNET,
+        # The same sshd setting, written with other whitespace: sshd splits on it.
+        "/etc/ssh/sshd_config.d/accept.conf": f"AcceptEnv LANG{spaces}LC_*\n",
+        # The same mount table, with other comments.
+        "/etc/fstab": f"# {env}: edited by hand\nproc /proc proc defaults 0 0\n",
     }
 
 
 SPECS = [
-    LabHostSpec("prod-web1", "production", release="bookworm", files=files(20)),
+    LabHostSpec("prod-web1", "production", release="bookworm", files=files(20, "production", " ")),
     LabHostSpec(
         "stg-web1",
         "staging",
         release="trixie",
-        files={**files(5), "/etc/myapp/extra.conf": "debug = true\n"},
+        files={
+            **files(5, "staging", "   "),
+            "/etc/myapp/extra.conf": "debug = true\n",
+            # A shadow backup with a real-looking sha512-crypt hash: sensitive by name.
+            "/etc/shadow-": f"root:{HASH}:19000:0:99999:7:::\n",
+        },
         file_modes={"/etc/myapp/app.ini": 0o600},
         sysctls={SYSCTL: "1234"},
     ),
@@ -117,3 +127,17 @@ def test_no_host_internal_error_in_any_section(report: dict[str, Any]) -> None:
     incomplete = [f for f in report["findings"] if f["state"] == "incomplete"]
     reasons = [why for f in incomplete for why in f["reasons"].values()]
     assert not [r for r in reasons if "internal" in r or "parser failed" in r], reasons
+
+
+def test_no_drift_from_how_a_fact_is_written(report: dict[str, Any]) -> None:
+    keys = {f["key"] for f in report["findings"] if f["collector"] == "files"}
+    assert not [
+        k for k in keys if k.startswith(("/etc/ssh/sshd_config.d/accept.conf", "/etc/fstab"))
+    ]
+
+
+def test_password_hashes_are_never_read(report: dict[str, Any]) -> None:
+    text = json.dumps(report)
+    assert HASH not in text and "$y$" not in text and "$6$" not in text
+    (backup,) = [f for f in report["findings"] if f["key"] == "/etc/shadow-"]
+    assert backup["values"]["stg-web1"]["content_note"] == "sensitive: content not read"
