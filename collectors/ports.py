@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 
 from driftcheck.model import ParseResult
 
-from .base import Collector
+from .base import DENIED, Collector
 
 #: ss output (per family) or kept /proc lines above this size are an error, not a cut list.
 MAX_BYTES = 8_000_000
@@ -272,9 +272,8 @@ class _Socket:
     uid: str | None
 
 
-#: Why a listening socket's programs are unknown, when the collecting user was not root.
-DENIED = "permission denied (collect as root or with sudo)"
-#: The same for output that does not say who collected it (stored before ``#uid``).
+#: Why a listening socket's programs are unknown in output that does not say who
+#: collected it (stored before ``#uid``); not being root is ``base.DENIED``.
 UNKNOWN_USER = "programs not visible, and the collecting user is unknown (collect as root)"
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.collectors.ports import DENIED, UNKNOWN_USER, _proc_address, _ss_address
+from driftcheck.collectors.base import DENIED
+from driftcheck.collectors.ports import UNKNOWN_USER, _proc_address, _ss_address
 from driftcheck.model import CollectSettings, ParseResult
 from driftcheck.script import NOT_APPLICABLE_RC
 
