@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from driftcheck.model import CollectSettings, ParseResult
 from driftcheck.redact import Redactor
 
+#: Why a key that exists could not be read: the collecting user lacks the right.
+DENIED = "permission denied (collect as root or with sudo)"
+
 
 @dataclass(frozen=True)
 class Collector:

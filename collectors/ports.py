@@ -1,6 +1,6 @@
 """``ports``: listening TCP sockets and bound UDP sockets, with the programs that own them.
 
-Source: ``ss -lntup`` (iproute2: Debian, RHEL family, Alpine with iproute2).
+Source: ``ss -lntupe`` (iproute2: Debian, RHEL family, Alpine with iproute2).
 Where ss is missing (busybox-only Alpine, minimal containers) the section reads
 /proc/net/{tcp,tcp6,udp,udp6} and finds the owners the way ss itself does: by
 matching the socket inodes against the ``socket:[INODE]`` links in
@@ -9,13 +9,25 @@ the same facts for the same sockets.
 
 Key: ``PROTO ADDRESS:PORT`` (``tcp 0.0.0.0:22``, ``tcp [::]:22``,
 ``udp 127.0.0.53%lo:53``); value: the sorted names of the programs owning the
-socket. Never pids or queue sizes: they change by nature. An empty list means
-the owner is not visible: sockets of other users when collecting as an
-unprivileged user, or of processes in another PID namespace. Names are cut the
+socket. Never pids or queue sizes: they change by nature. Names are cut the
 way ss cuts them (at the first ")"), and at the first newline. Addresses are
 kept as bound: a socket bound to the host's own IP address has a key of its
 own on each host; /proc cannot show a bound device, so ``%lo`` only appears
 where ss is used.
+
+Who collects matters. Only root sees the processes of every user: collected as
+anyone else, the program list of another user's socket is *unknown*, not empty,
+so the key goes to the parser's errors ("permission denied") and is left out of
+the facts. The section says who ran it (``#uid``, from ``id -u``) and both
+sources give each socket's owner uid (ss ``-e`` prints ``uid:N`` unless it is
+0; /proc/net has a uid column). Not root, a socket's list is trusted only when
+the socket is the collecting user's own and some process of it was seen: a
+socket created by another user (systemd's socket activation hands root's
+sockets to services) may be held by processes the collecting user cannot see.
+As root an empty list is the truth as far as this PID namespace can tell: a
+kernel socket (nfsd, lockd) or one of a process in another PID namespace.
+Output without ``#uid`` (stored by older versions) cannot say who collected it:
+there, only an empty list is unknown.
 
 What is *not* drift:
 
@@ -49,7 +61,7 @@ from dataclasses import dataclass, field
 
 from driftcheck.model import ParseResult
 
-from .base import Collector
+from .base import DENIED, Collector
 
 #: ss output (per family) or kept /proc lines above this size are an error, not a cut list.
 MAX_BYTES = 8_000_000
@@ -57,13 +69,14 @@ MAX_BYTES = 8_000_000
 # Why a variable and ${#out}: the output is bounded without a pipe, so ss's
 # exit status is not lost (POSIX sh has no pipefail).
 SHELL = f"""\
+echo "#uid $(id -u 2>/dev/null)"
 echo "#range $(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)"
 echo "#reserved $(cat /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null)"
 if command -v ss >/dev/null 2>&1; then
   for f in 4 6; do
-    out=$(ss -lntup -$f) || exit
+    out=$(ss -lntupe -$f) || exit
     if [ "${{#out}}" -gt {MAX_BYTES} ]; then
-      echo "ss -lntup -$f printed more than {MAX_BYTES} bytes" >&2; exit 3
+      echo "ss -lntupe -$f printed more than {MAX_BYTES} bytes" >&2; exit 3
     fi
     echo "#ss$f"
     printf '%s\\n' "$out"
@@ -95,7 +108,8 @@ done
 # Owners, as ss finds them: the socket:[INODE] links in /proc/PID/fd. One ls
 # for all processes; /proc/self/fd makes sure ls prints a "DIR:" header before
 # each listing even when the glob matches a single directory. Unreadable fd
-# directories (other users' processes) are skipped: their owner stays unknown.
+# directories (other users' processes) are skipped: the parser knows from #uid
+# and the uid column which sockets' owners it therefore cannot know.
 ls -l /proc/self/fd /proc/[0-9]*/fd 2>/dev/null | awk -v want="$inodes" '
   BEGIN {{ n = split(want, w, " "); for (i = 1; i <= n; i++) keep["socket:[" w[i] "]"] = 1 }}
   /^\\/proc\\/[^\\/]*\\/fd:$/ {{ split($0, p, "/"); pid = p[3]; next }}
@@ -129,6 +143,23 @@ class _Host:
     ephemeral: tuple[int, int] = DEFAULT_EPHEMERAL
     reserved: list[tuple[int, int]] = field(default_factory=list)
     little_endian: bool = True
+    #: the collecting user's uid (``#uid``); None when the output does not say
+    uid: str | None = None
+
+    def unknown_owner(self, socket: _Socket, names: set[str]) -> str:
+        """Why the collecting user cannot know ``socket``'s programs; "" when it can.
+
+        Root sees every process of its PID namespace. Anyone else sees only their
+        own processes, so the list is known only for their own sockets, and only
+        when they saw a process holding it (see the module docstring).
+        """
+        if self.uid == "0":
+            return ""
+        if not self.uid:  # None, or "" when the host had no id(1)
+            return "" if names else UNKNOWN_USER
+        if not names or socket.uid != self.uid:
+            return DENIED
+        return ""
 
     def port_text(self, port: str) -> str:
         """The port as it appears in the key: its number, or (ephemeral)."""
@@ -218,8 +249,32 @@ def _programs(names: list[str]) -> list[str]:
 
 
 def _is_open(record: str) -> bool:
-    """True while an ss record's process list has not been closed yet."""
-    return "users:((" in record and not record.rstrip().endswith("))")
+    """True while an ss record's process list has not been closed yet.
+
+    ss cuts names at ")" (see :func:`_programs`), so the first "))" after
+    ``users:((`` closes the list, whatever ``-e`` prints after it.
+    """
+    start = record.find("users:((")
+    return start >= 0 and "))" not in record[start:]
+
+
+@dataclass(frozen=True)
+class _Socket:
+    """One listening socket as either source shows it."""
+
+    proto: str
+    address: str
+    port: str
+    #: program names (ss), or None when they come from ``#owner`` lines by inode
+    names: list[str] | None
+    inode: str
+    #: the uid that owns the socket, None when the source does not say (old ss output)
+    uid: str | None
+
+
+#: Why a listening socket's programs are unknown in output that does not say who
+#: collected it (stored before ``#uid``); not being root is ``base.DENIED``.
+UNKNOWN_USER = "programs not visible, and the collecting user is unknown (collect as root)"
 
 
 def parse(raw: str) -> ParseResult:
@@ -230,23 +285,19 @@ def parse(raw: str) -> ParseResult:
     ``#owner INODE NAME`` lines. Header lines, sockets in other states and
     garbage are ignored. A program name containing a newline continues an ss
     record on the next line, so lines are joined while a record's
-    ``users:((`` list is still open.
+    ``users:((`` list is still open. A key whose programs the collecting user
+    cannot know is an error, not a fact.
     """
     host = _Host()
-    # proto, address, port, and the owners: names (ss) or the socket inode (/proc).
-    sockets: list[tuple[str, str, str, list[str] | str]] = []
+    sockets: list[_Socket] = []
     owners: dict[str, set[str]] = defaultdict(set)
     records: dict[str, list[str]] = {"ss4": [], "ss6": []}
     block = ""
     for line in raw.split("\n"):
         if block in records and records[block] and _is_open(records[block][-1]):
             records[block][-1] += "\n" + line
-        elif line.startswith("#range "):
-            host.ephemeral = _port_range(line[len("#range ") :])
-        elif line.startswith("#reserved "):
-            host.reserved = _reserved(line[len("#reserved ") :])
-        elif line.startswith("#byteorder "):
-            host.little_endian = line[len("#byteorder ") :] != "big"
+        elif line.startswith("#") and _header(host, line):
+            continue
         elif line in ("#ss4", "#ss6") or line.startswith("#proc "):
             block = line[1:]
         elif line.startswith("#owner "):
@@ -261,33 +312,75 @@ def parse(raw: str) -> ParseResult:
             if socket is not None:
                 sockets.append(socket)
     for name, lines in records.items():
-        for record in lines:
-            listener = _ss_socket(name[-1], record)
-            if listener is not None:
-                sockets.append(listener)
+        sockets.extend(s for s in (_ss_socket(name[-1], r) for r in lines) if s is not None)
+    return _facts(host, sockets, owners)
+
+
+def _header(host: _Host, line: str) -> bool:
+    """Take in one of the section's ``#range``/``#reserved``/``#byteorder``/``#uid`` lines."""
+    word, _, value = line.partition(" ")
+    if word == "#range":
+        host.ephemeral = _port_range(value)
+    elif word == "#reserved":
+        host.reserved = _reserved(value)
+    elif word == "#byteorder":
+        host.little_endian = value != "big"
+    elif word == "#uid":
+        host.uid = value.strip()
+    else:
+        return False
+    return True
+
+
+def _facts(host: _Host, sockets: list[_Socket], owners: dict[str, set[str]]) -> ParseResult:
+    """One key per socket address: its programs, or an error when they are unknown.
+
+    Several sockets may share a key (SO_REUSEPORT, ephemeral ports folded
+    together): one socket of unknown programs makes the whole key unknown.
+    """
     facts: dict[str, set[str]] = defaultdict(set)
-    for proto, address, port, owner in sockets:
-        names = owners.get(owner, set()) if isinstance(owner, str) else set(owner)
-        facts[f"{proto} {address}:{host.port_text(port)}"].update(names)
-    return ParseResult({key: sorted(facts[key]) for key in sorted(facts)})
+    errors: dict[str, str] = {}
+    for socket in sockets:
+        names = owners.get(socket.inode, set()) if socket.names is None else set(socket.names)
+        key = f"{socket.proto} {socket.address}:{host.port_text(socket.port)}"
+        why = host.unknown_owner(socket, names)
+        if why:
+            errors[key] = why
+        facts[key].update(names)
+    return ParseResult(
+        {key: sorted(facts[key]) for key in sorted(facts) if key not in errors},
+        dict(sorted(errors.items())),
+    )
 
 
-def _ss_socket(family: str, record: str) -> tuple[str, str, str, list[str]] | None:
-    """(proto, address, port, program names) of one ss record; None unless listening."""
+# ss -e: "uid:N" (printed only when N is not 0) and "ino:N" (always) after the process list.
+_SS_UID = re.compile(r"(?:^|\s)uid:(\d+)")
+_SS_INODE = re.compile(r"(?:^|\s)ino:(\d+)")
+
+
+def _ss_socket(family: str, record: str) -> _Socket | None:
+    """One ss record as a socket; None unless listening."""
     netid, state, _recvq, _sendq, local, _peer, *rest = record.split(None, 6)
     if (netid, state) not in _LISTENING:
         return None
     address, sep, port = local.rpartition(":")
     if not sep:
         return None
-    names = _programs(_USER_RE.findall(rest[0])) if rest else []
-    return netid, _ss_address(address, family), port, names
+    text = rest[0] if rest else ""
+    names = _programs(_USER_RE.findall(text))
+    # What follows the process list; the names themselves could hold "uid:".
+    details = text[text.rfind("))") + 2 :] if "users:((" in text else text
+    inode = _SS_INODE.search(details)
+    uid = _SS_UID.search(details)
+    # Without ino: this is ss output without -e (older versions of this section).
+    owner = (uid.group(1) if uid else "0") if inode else None
+    return _Socket(
+        netid, _ss_address(address, family), port, names, inode.group(1) if inode else "", owner
+    )
 
 
-def _proc_socket(
-    proto_file: str, line: str, little_endian: bool
-) -> tuple[str, str, str, str] | None:
-    """(proto, address, port, inode) of one /proc/net line; None unless listening."""
+def _proc_socket(proto_file: str, line: str, little_endian: bool) -> _Socket | None:
+    """One /proc/net line as a socket (programs by inode); None unless listening."""
     # sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
     fields = line.split()
     if len(fields) < 10 or _PROC_STATES.get(proto_file) != fields[3]:
@@ -300,12 +393,13 @@ def _proc_socket(
         return None
     if address is None:
         return None
-    return proto_file.rstrip("6"), address, port, fields[9]
+    uid = fields[7] if fields[7].isascii() and fields[7].isdigit() else None
+    return _Socket(proto_file.rstrip("6"), address, port, None, fields[9], uid)
 
 
 COLLECTOR = Collector(
     name="ports",
-    description="listening TCP and bound UDP sockets with their programs (ss -lntup; /proc/net)",
+    description="listening TCP and bound UDP sockets with their programs (ss -lntupe; /proc/net)",
     shell=SHELL,
     parse=parse,
     timeout=60.0,

@@ -1,4 +1,5 @@
-"""The ports collector: both sources agree on this machine; address and port rules."""
+"""The ports collector: both sources agree on this machine, as root and as nobody;
+address and port rules; what a non-root collection cannot know."""
 
 from __future__ import annotations
 
@@ -7,19 +8,23 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from driftcheck.collectors import BY_NAME
-from driftcheck.collectors.ports import _proc_address, _ss_address
-from driftcheck.model import CollectSettings
+from driftcheck.collectors.base import DENIED
+from driftcheck.collectors.ports import UNKNOWN_USER, _proc_address, _ss_address
+from driftcheck.model import CollectSettings, ParseResult
 from driftcheck.script import NOT_APPLICABLE_RC
 
 PORTS = BY_NAME["ports"]
 #: Everything the /proc fallback uses; ss is left out so that the fallback runs.
-TOOLS = ("cat", "od", "awk", "ls", "sh")
+TOOLS = ("cat", "od", "awk", "ls", "sh", "id")
+#: By its path: run_shell's PATH may hold only TOOLS.
+NOBODY = (shutil.which("setpriv") or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
 
 
 def tool_dir(tmp_path: Path, *names: str) -> Path:
@@ -61,35 +66,80 @@ def listener() -> Iterator[int]:
     sock.close()
 
 
+def parsed(proc: subprocess.CompletedProcess[bytes]) -> ParseResult:
+    assert proc.returncode == 0, proc.stderr
+    return PORTS.parse(proc.stdout.decode("utf-8", "backslashreplace"))
+
+
 def test_ss_and_proc_fallback_agree_on_this_machine(tmp_path: Path, listener: int) -> None:
     via_ss = run_shell(os.environ.get("PATH", "/usr/bin:/bin"))
     via_proc = run_shell(str(tool_dir(tmp_path, *TOOLS)))
-    assert via_ss.returncode == 0 and via_proc.returncode == 0, via_proc.stderr
     assert b"#ss4" in via_ss.stdout and b"#proc tcp" in via_proc.stdout
-    ss_facts = PORTS.parse(via_ss.stdout.decode("utf-8", "backslashreplace")).facts
-    proc_facts = PORTS.parse(via_proc.stdout.decode("utf-8", "backslashreplace")).facts
+    ss, proc = parsed(via_ss), parsed(via_proc)
     key = f"tcp 127.0.0.1:{listener}"
     me = Path("/proc/self/comm").read_text().strip()
-    assert ss_facts[key] == proc_facts[key] == [me]
+    assert ss.facts[key] == proc.facts[key] == [me]
     # Device-bound sockets ("%lo") are the one thing /proc cannot show.
-    assert {k.replace("%lo", "") for k in ss_facts} == set(proc_facts)
+    assert {k.replace("%lo", "") for k in ss.facts} == set(proc.facts)
+    assert not ss.errors and not proc.errors  # root sees every program
 
 
-def test_unprivileged_run_lists_sockets_without_owners(listener: int) -> None:
-    setpriv = shutil.which("setpriv") or "setpriv"
-    nobody = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
-    # pytest's tmp_path is private to root: nobody needs a directory it can enter.
+@pytest.fixture
+def shared_tools() -> Iterator[Path]:
+    """The fallback's tools in a folder nobody can enter (pytest's tmp_path is root's only)."""
     shared = Path(tempfile.mkdtemp(prefix="dc-ports-"))
+    shared.chmod(0o755)
+    yield tool_dir(shared, *TOOLS)
+    shutil.rmtree(shared)
+
+
+@pytest.fixture
+def nobodys_listener(listener: int) -> Iterator[tuple[int, int]]:
+    """(nobody's own listener, a listener of root handed to a process of nobody).
+
+    The second is systemd's socket activation in small: root creates the socket,
+    a service running as another user inherits it, root keeps its copy.
+    """
+    own, handed_port = listener + 1, listener + 2
+    handed = socket.socket()
+    handed.bind(("127.0.0.1", handed_port))
+    handed.listen()
+    procs = [
+        subprocess.Popen(
+            [*NOBODY, "socat", "-u", f"TCP4-LISTEN:{own},bind=127.0.0.1", "/dev/null"]
+        ),
+        subprocess.Popen([*NOBODY, "sleep", "60"], pass_fds=[handed.fileno()]),
+    ]
     try:
-        shared.chmod(0o755)
-        tools = tool_dir(shared, *TOOLS)
-        for path in (os.environ.get("PATH", "/usr/bin:/bin"), str(tools)):
-            proc = run_shell(path, *nobody)
-            assert proc.returncode == 0, proc.stderr
-            facts = PORTS.parse(proc.stdout.decode("utf-8", "backslashreplace")).facts
-            assert facts[f"tcp 127.0.0.1:{listener}"] == []
+        for _ in range(100):  # socat needs a moment to listen
+            if f":{own:04X} ".encode() in Path("/proc/net/tcp").read_bytes():
+                break
+            time.sleep(0.05)
+        yield own, handed_port
     finally:
-        shutil.rmtree(shared)
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        handed.close()
+
+
+def test_unprivileged_run_reports_unknown_programs_as_errors(
+    listener: int, nobodys_listener: tuple[int, int], shared_tools: Path
+) -> None:
+    own, handed = nobodys_listener
+    for path in (os.environ.get("PATH", "/usr/bin:/bin"), str(shared_tools)):
+        as_root, as_nobody = parsed(run_shell(path)), parsed(run_shell(path, *NOBODY))
+        me = Path("/proc/self/comm").read_text().strip()
+        assert as_root.facts[f"tcp 127.0.0.1:{handed}"] == sorted([me, "sleep"])
+        assert as_root.facts[f"tcp 127.0.0.1:{own}"] == as_nobody.facts[f"tcp 127.0.0.1:{own}"]
+        assert as_nobody.facts[f"tcp 127.0.0.1:{own}"] == ["socat"]
+        # Root's socket shows no program to nobody; the handed one shows only "sleep".
+        for port in (listener, handed):
+            assert f"tcp 127.0.0.1:{port}" not in as_nobody.facts
+            assert as_nobody.errors[f"tcp 127.0.0.1:{port}"] == DENIED
+        # Whatever nobody cannot read is an error, never a fact with another value.
+        assert as_nobody.facts.keys() | as_nobody.errors.keys() == as_root.facts.keys()
+        assert all(as_root.facts[k] == v for k, v in as_nobody.facts.items())
 
 
 def test_no_ss_and_no_awk_is_not_applicable(tmp_path: Path) -> None:
@@ -181,3 +231,55 @@ def test_old_ss_formats() -> None:
         "tcp [::]:22": ["sshd"],
         "udp [::1]:323": ["chronyd"],
     }
+
+
+SS_E = "#ss4\ntcp LISTEN 0 128 127.0.0.1:{port} 0.0.0.0:* {rest}\n"
+
+
+@pytest.mark.parametrize(
+    ("uid", "rest", "value", "error"),
+    [
+        # Root: what ss shows is the truth, an empty list included (a kernel socket).
+        ("0", "ino:5 sk:1 <->", [], None),
+        ("0", 'users:(("app",pid=1,fd=3)) uid:1000 ino:5 sk:1 <->', ["app"], None),
+        # Not root: only the collecting user's own socket with a process seen is known.
+        ("1000", 'users:(("app",pid=1,fd=3)) uid:1000 ino:5 sk:1 <->', ["app"], None),
+        ("1000", "uid:1000 ino:5 sk:1 <->", None, DENIED),
+        ("1000", 'users:(("app",pid=1,fd=3)) ino:5 sk:1 <->', None, DENIED),  # root's socket
+        ("1000", 'users:(("app",pid=1,fd=3)) uid:33 ino:5 sk:1 <->', None, DENIED),
+        # A name cannot make "uid:" up: only what follows the process list counts.
+        ("1000", 'users:(("uid:1000",pid=1,fd=3)) ino:5 <->', None, DENIED),
+        # Old output (no #uid, ss without -e): only an empty list is unknown.
+        (None, 'users:(("app",pid=1,fd=3))', ["app"], None),
+        (None, "", None, UNKNOWN_USER),
+        ("", "ino:5 <->", None, UNKNOWN_USER),  # the host had no id(1)
+    ],
+)
+def test_who_collected_decides_what_is_known(
+    uid: str | None, rest: str, value: list[str] | None, error: str | None
+) -> None:
+    header = "" if uid is None else f"#uid {uid}\n"
+    result = PORTS.parse(header + SS_E.format(port=8080, rest=rest))
+    key = "tcp 127.0.0.1:8080"
+    assert result.facts.get(key) == value
+    assert result.errors.get(key) == error
+
+
+def test_one_unknown_socket_makes_its_whole_key_unknown() -> None:
+    # SO_REUSEPORT: two sockets, one key; nobody sees its own, not root's.
+    raw = (
+        "#uid 65534\n"
+        + SS_E.format(port=8090, rest='users:(("web",pid=1,fd=3)) uid:65534 ino:5 <->')
+        + SS_E.format(port=8090, rest="ino:6 <->").replace("#ss4\n", "")
+    )
+    assert PORTS.parse(raw) == ParseResult({}, {"tcp 127.0.0.1:8090": DENIED})
+
+
+def test_a_newline_in_a_name_before_the_details_of_ss_e() -> None:
+    raw = (
+        "#uid 0\n#ss4\n"
+        'tcp LISTEN 0 128 127.0.0.1:9002 0.0.0.0:* users:(("a\n'
+        'b",pid=7,fd=3)) uid:65534 ino:5 sk:1 cgroup:/ <->\n'
+        "tcp LISTEN 0 128 127.0.0.1:9003 0.0.0.0:* ino:6 sk:2 cgroup:/ <->\n"
+    )
+    assert PORTS.parse(raw).facts == {"tcp 127.0.0.1:9002": ["a"], "tcp 127.0.0.1:9003": []}
