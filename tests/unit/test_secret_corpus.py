@@ -130,7 +130,12 @@ def _through_files_collector(corpus_file: CorpusFile) -> str:
     header = f"F\tfile\t644 root root {len(corpus_file.text)}\t{'0' * 64}\ttext\t{path}"
     raw = header + "\n" + "\n".join("|" + line for line in corpus_file.text.split("\n"))
     scrubbed = files.scrub(raw, Redactor(KEY)).split("\n")
-    assert scrubbed[0] == header
+    if "\tsensitive\t" in scrubbed[0]:
+        # A credentials file by its name: the host never sends its text, and its
+        # checksum is kept only keyed.
+        assert "0" * 64 not in scrubbed[0] and "<redacted:" in scrubbed[0]
+    else:
+        assert scrubbed[0] == header
     return "\n".join(line[1:] for line in scrubbed[1:])
 
 
