@@ -4,6 +4,10 @@ Runs hold per-host snapshots; a snapshot holds one row per collector section.
 The facts and the raw output of a section are content-addressed blobs
 (zlib-compressed canonical JSON / text, keyed by SHA-256): a section that did
 not change since last night costs one small row, not a second copy.
+
+Blobs are checked against their hash whenever they are read or reused: a damaged
+one makes only its section incomplete, and the next collection that has the same
+content writes it again, so damage heals instead of spreading to every later run.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
@@ -39,6 +44,28 @@ from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionSta
 DB_ENV = "DRIFTCHECK_DB"
 DEFAULT_DB = "sqlite:///driftcheck.db"
 SCHEMA_VERSION = "1"
+#: What a section whose stored blob is damaged says instead of its facts.
+DAMAGED = "stored data damaged; the next collection stores it again"
+
+
+class _DamagedBlobError(Exception):
+    """A blob is missing, does not decompress, or does not match its hash."""
+
+
+def _unpack(data: bytes, size: int) -> bytes | None:
+    """A blob's content when it decompresses to exactly ``size`` bytes, else None.
+
+    Never inflates more than ``size`` + 1 bytes: damaged data cannot make this
+    allocate more than the content it claims to be.
+    """
+    inflater = zlib.decompressobj()
+    try:
+        content = inflater.decompress(data, size + 1)
+    except zlib.error:
+        return None
+    if len(content) != size or not inflater.eof or inflater.unconsumed_tail:
+        return None
+    return content
 
 
 class Base(DeclarativeBase):
@@ -200,12 +227,16 @@ class Store:
 
     def _put_blob(self, s: Session, payload: bytes) -> str:
         digest = hashlib.sha256(payload).hexdigest()
+        stored = s.execute(select(Blob.size, Blob.data).where(Blob.hash == digest)).first()
         # Unchanged since the last run (the nightly common case): nothing to write,
-        # and no need to compress it again.
-        if s.scalar(select(Blob.hash).where(Blob.hash == digest)) is not None:
+        # and no need to compress it again; but reused only when intact, or one
+        # damaged blob would stay damaged in every run that has the same content.
+        if stored is not None and _unpack(stored.data, stored.size) == payload:
             return digest
         values = {"hash": digest, "size": len(payload), "data": zlib.compress(payload, 6)}
-        if self.engine.dialect.name == "postgresql":
+        if stored is not None:
+            s.execute(update(Blob).where(Blob.hash == digest).values(**values))
+        elif self.engine.dialect.name == "postgresql":
             s.execute(postgresql.insert(Blob).values(**values).on_conflict_do_nothing())
         else:
             s.execute(sqlite.insert(Blob).values(**values).on_conflict_do_nothing())
@@ -256,10 +287,42 @@ class Store:
             return RunInfo(run.id, run.started_at, run.finished_at, run.inventory) if run else None
 
     def _load(self, s: Session, hash_: str | None) -> bytes:
+        """A blob's content, checked against its hash; raises :class:`_DamagedBlobError`."""
         if hash_ is None:
             return b""
         blob = s.get(Blob, hash_)
-        return zlib.decompress(blob.data) if blob else b""
+        content = _unpack(blob.data, blob.size) if blob is not None else None
+        if content is None or hashlib.sha256(content).hexdigest() != hash_:
+            raise _DamagedBlobError(hash_)
+        return content
+
+    def _facts(self, s: Session, hash_: str | None) -> dict[str, Any]:
+        """The facts under ``hash_`` ({} for none); raises :class:`_DamagedBlobError`."""
+        try:
+            facts = json.loads(self._load(s, hash_) or b"{}")
+        except ValueError:  # not UTF-8 or not JSON: written by something else
+            raise _DamagedBlobError(hash_) from None
+        if not isinstance(facts, dict):
+            raise _DamagedBlobError(hash_)
+        return facts
+
+    def _section(self, s: Session, sec: SectionRow, raw: bool) -> SectionResult:
+        """One stored section; a damaged blob makes it an error, never a crash."""
+        try:
+            facts = self._facts(s, sec.facts_hash)
+            text = self._load(s, sec.raw_hash).decode("utf-8") if raw else ""
+        except (_DamagedBlobError, UnicodeDecodeError):
+            return SectionResult(sec.collector, SectionStatus.ERROR, error=DAMAGED, rc=sec.rc)
+        return SectionResult(
+            sec.collector,
+            SectionStatus(sec.status),
+            facts,
+            json.loads(sec.key_errors),
+            sec.error,
+            text,
+            sec.stderr,
+            sec.rc,
+        )
 
     def _snapshot(self, s: Session, row: Snapshot, raw: bool = False) -> HostSnapshot:
         snap = HostSnapshot(
@@ -273,17 +336,12 @@ class Store:
         )
         rows = s.scalars(select(SectionRow).where(SectionRow.snapshot_id == row.id))
         for sec in rows:
-            facts = json.loads(self._load(s, sec.facts_hash) or b"{}")
-            snap.sections[sec.collector] = SectionResult(
-                sec.collector,
-                SectionStatus(sec.status),
-                facts,
-                json.loads(sec.key_errors),
-                sec.error,
-                self._load(s, sec.raw_hash).decode() if raw else "",
-                sec.stderr,
-                sec.rc,
-            )
+            snap.sections[sec.collector] = self._section(s, sec, raw)
+        damaged = [n for n, sec in snap.sections.items() if sec.error == DAMAGED]
+        if damaged and snap.status is HostStatus.OK:
+            # The host was collected completely, but what is stored of it is not whole.
+            snap.status = HostStatus.PARTIAL
+            snap.error = f"{', '.join(damaged)}: {DAMAGED}"
         return snap
 
     def snapshots(self, run_id: int) -> dict[str, HostSnapshot]:
@@ -318,11 +376,13 @@ class Store:
                 for at, digest, status in s.execute(query)
             ]
 
-    def facts_of(self, digest: str) -> dict[str, Any]:
-        """The facts stored under a blob hash."""
+    def facts_of(self, digest: str) -> dict[str, Any] | None:
+        """The facts stored under a blob hash; None when that blob is damaged."""
         with self._session() as s:
-            loaded: dict[str, Any] = json.loads(self._load(s, digest) or b"{}")
-            return loaded
+            try:
+                return self._facts(s, digest)
+            except _DamagedBlobError:
+                return None
 
     def latest_snapshot(self, host: str, raw: bool = False) -> HostSnapshot | None:
         """The most recent snapshot of ``host`` in a finished run, or None."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from driftcheck.cli import app
 from driftcheck.collectors import BY_NAME, REGISTRY
+from driftcheck.storage import DAMAGED
 
 LOCAL = """\
 defaults: {transport: local, command_timeout: 60}
@@ -191,3 +193,29 @@ def test_unpaired_formats_and_outputs_are_usage_errors(
     assert code == 2 and out == ""
     assert message in err and err.count("\n") == 1, err
     assert not (env / "dc.db").exists()  # refused before collecting or opening anything
+
+
+def damage_blob(db: Path, host: str, collector: str) -> None:
+    """Overwrite the facts blob of one host's section, as a bad disk would."""
+    with sqlite3.connect(db) as con:
+        con.execute(
+            "update blobs set data = x'789c' where hash = (select facts_hash from sections"
+            " join snapshots on snapshots.id = snapshot_id"
+            " where host = ? and collector = ? order by sections.id desc limit 1)",
+            (host, collector),
+        )
+
+
+def test_a_damaged_blob_costs_one_section_and_the_next_collection_heals_it(env: Path) -> None:
+    inv = str(env / "inv.yaml")
+    assert invoke("collect", "-i", inv)[0] == 0
+    damage_blob(env / "dc.db", "here-stg", "os")
+    code, out, err = invoke("report", "-i", inv)
+    assert code == 4, err
+    (finding,) = json.loads(out)["findings"]
+    assert (finding["collector"], finding["state"]) == ("os", "incomplete")
+    assert DAMAGED in finding["reasons"]["here-stg"]
+    code, out, _ = invoke("show", "here-stg", "-i", inv, "-c", "os")
+    assert code == 0 and f"## os: error - {DAMAGED}" in out
+    assert invoke("collect", "-i", inv)[0] == 0  # same facts: the blob is written again
+    assert invoke("report", "-i", inv)[0] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from driftcheck.errors import DriftcheckError
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
-from driftcheck.storage import Store
+from driftcheck.storage import DAMAGED, Store
 from tests.support.helpers import snapshot
 from tests.support.postgres import postgres_server
 
@@ -111,3 +112,65 @@ def test_database_password_never_shown() -> None:
         Store("postgresql+psycopg://app:S3cretPw@127.0.0.1:1/x")
     assert "S3cretPw" not in str(info.value) and "app:***@" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def store_one(store: Store) -> tuple[int, str]:
+    """A run of one host with two sections; returns the run and the sysctl facts' hash."""
+    run = store.start_run("inv.yaml", "t0")
+    snap = snapshot("h1", "production", ["web"], {"sysctl": {"k": "v"}, "os": {"id": "debian"}})
+    snap.sections["sysctl"].raw = "k = v\n"
+    store.add_snapshot(run, snap)
+    store.finish_run(run, "t1")
+    with store.engine.connect() as db:
+        digest = db.execute(
+            text("select facts_hash from sections where collector = 'sysctl' limit 1")
+        ).scalar_one()
+    return run, str(digest)
+
+
+def damage(store: Store, digest: str, data: bytes) -> None:
+    """Overwrite a blob's stored bytes behind the store's back, as a bad disk would."""
+    with store.engine.begin() as db:
+        db.execute(text("update blobs set data = :d where hash = :h"), {"d": data, "h": digest})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        zlib.compress(b'{"k":"forged"}'),  # decompresses, but not to what the hash says
+        b"not zlib at all",
+        zlib.compress(b'{"k":"v"}')[:-3],  # cut short
+    ],
+    ids=["other content", "not compressed", "truncated"],
+)
+def test_a_damaged_blob_makes_only_its_section_incomplete(store: Store, data: bytes) -> None:
+    run, digest = store_one(store)
+    damage(store, digest, data)
+    got = store.snapshots(run)["h1"]
+    assert got.sections["sysctl"].status is SectionStatus.ERROR
+    assert got.sections["sysctl"].error == DAMAGED and got.sections["sysctl"].facts == {}
+    assert got.sections["os"].facts == {"id": "debian"}  # the rest still reads
+    assert got.status is HostStatus.PARTIAL and got.error == f"sysctl: {DAMAGED}"
+    assert store.facts_of(digest) is None
+
+
+def test_the_next_collection_stores_a_damaged_blob_again(store: Store) -> None:
+    run, digest = store_one(store)
+    damage(store, digest, b"garbage")
+    again, _ = store_one(store)  # the same facts, collected the next night
+    for r in (again, run):  # the old snapshot shares the blob: it heals too
+        assert store.snapshots(r)["h1"].sections["sysctl"].facts == {"k": "v"}
+    assert store.facts_of(digest) == {"k": "v"}
+
+
+def test_damaged_raw_output_is_reported_not_raised(store: Store) -> None:
+    store_one(store)
+    with store.engine.connect() as db:
+        raw_hash = db.execute(
+            text("select raw_hash from sections where collector = 'sysctl' limit 1")
+        ).scalar_one()
+    damage(store, str(raw_hash), zlib.compress(b"\xff\xfe"))
+    shown = store.latest_snapshot("h1", raw=True)
+    assert shown is not None and shown.sections["sysctl"].error == DAMAGED
+    plain = store.latest_snapshot("h1")  # reports never read the raw output
+    assert plain is not None and plain.sections["sysctl"].facts == {"k": "v"}
