@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,18 +31,26 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from driftcheck.errors import DriftcheckError
 from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
 
+# SQLAlchemy logs some failures itself (a connection that cannot be reset); with no
+# handler Python would print them on stderr. Each failure reaches the user once, as
+# one line from the error raised here.
+logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
+
 DB_ENV = "DRIFTCHECK_DB"
+#: Seconds to wait for a PostgreSQL server (libpq waits for the OS's TCP timeout).
+CONNECT_TIMEOUT = 10
 DEFAULT_DB = "sqlite:///driftcheck.db"
 SCHEMA_VERSION = "1"
 #: What a section whose stored blob is damaged says instead of its facts.
@@ -159,7 +168,7 @@ class Store:
         #: The URL as it may be shown: never with its password.
         self.url = _shown(self._url)
         try:
-            self.engine: Engine = create_engine(self._url)
+            self.engine: Engine = create_engine(self._url, **engine_options(self._url))
         except (ArgumentError, ImportError, ValueError) as exc:
             raise DriftcheckError(
                 f"--db {self.url}: not a usable database URL ({_one_line(exc)}); "
@@ -169,25 +178,61 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            Base.metadata.create_all(self.engine)
-            self._check_schema()
-        except OperationalError as exc:
-            raise DriftcheckError(
-                f"--db {self.url}: cannot open the database ({_one_line(exc.orig)}); check the "
-                "path and "
-                "its permissions"
-            ) from None
+            self._prepare()
+        except SQLAlchemyError as exc:
+            raise self._trouble(exc, opening=True) from None
 
-    def _check_schema(self) -> None:
+    def _prepare(self) -> None:
+        """Create the tables in a new database; check an existing one is whole."""
+        found = set(inspect(self.engine).get_table_names())
+        ours = set(Base.metadata.tables)
+        if not found & ours:  # new (or someone else's database: ours go beside theirs)
+            Base.metadata.create_all(self.engine)
+        elif Meta.__tablename__ not in found:
+            raise self._damaged(f"table {Meta.__tablename__} missing")
         with self._session() as s:
             row = s.get(Meta, "schema_version")
             if row is None:
+                if found & ours:
+                    raise self._damaged("no schema version")
                 s.add(Meta(key="schema_version", value=SCHEMA_VERSION))
             elif row.value != SCHEMA_VERSION:
                 raise DriftcheckError(
                     f"--db {self.url}: database schema version {row.value}, this driftcheck "
                     f"uses {SCHEMA_VERSION}; use a matching driftcheck or a new database"
                 )
+        missing = sorted(ours - found) if found & ours else []
+        if missing:
+            # Creating them empty would silently drop history (sections, blobs).
+            raise self._damaged(f"table {', '.join(missing)} missing")
+
+    def _damaged(self, why: str) -> DriftcheckError:
+        return DriftcheckError(
+            f"--db {self.url}: not a driftcheck database or damaged ({why}); restore it from "
+            "a backup or point --db at a new file"
+        )
+
+    def _trouble(self, exc: SQLAlchemyError, opening: bool = False) -> DriftcheckError:
+        """A database failure as one line that says what to do."""
+        orig = getattr(exc, "orig", None) or exc
+        why = _one_line(orig)
+        sqlite = self.engine.dialect.name == "sqlite"
+        if sqlite and isinstance(exc, DatabaseError):
+            if not isinstance(exc, OperationalError) or re.search(
+                r"no such (table|column)|malformed", why
+            ):
+                return self._damaged(why)  # not a database, malformed, a table missing
+            if opening:
+                return DriftcheckError(
+                    f"--db {self.url}: cannot open the database ({why}); check the path and "
+                    "its permissions"
+                )
+        elif opening and isinstance(exc, OperationalError):
+            return DriftcheckError(
+                f"--db {self.url}: cannot reach the database ({why}); check that the server "
+                "runs and the URL's host, port, database and user"
+            )
+        return DriftcheckError(f"--db {self.url}: database error ({why})")
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -196,13 +241,16 @@ class Store:
             yield session
             session.commit()
         except SQLAlchemyError as exc:
-            session.rollback()
-            raise DriftcheckError(f"--db {self.url}: database error: {_one_line(exc)}") from None
+            with suppress(SQLAlchemyError):  # a broken connection cannot roll back either
+                session.rollback()
+            raise self._trouble(exc) from None
         except BaseException:
-            session.rollback()
+            with suppress(SQLAlchemyError):
+                session.rollback()
             raise
         finally:
-            session.close()
+            with suppress(SQLAlchemyError):
+                session.close()
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -337,6 +385,9 @@ class Store:
         rows = s.scalars(select(SectionRow).where(SectionRow.snapshot_id == row.id))
         for sec in rows:
             snap.sections[sec.collector] = self._section(s, sec, raw)
+        if not snap.sections:  # every snapshot is stored with all its sections
+            snap.status, snap.error = HostStatus.FAILED, DAMAGED
+            return snap
         damaged = [n for n, sec in snap.sections.items() if sec.error == DAMAGED]
         if damaged and snap.status is HostStatus.OK:
             # The host was collected completely, but what is stored of it is not whole.
@@ -395,6 +446,14 @@ class Store:
                 .limit(1)
             ).first()
             return self._snapshot(s, row, raw) if row else None
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """create_engine options: a connect timeout for PostgreSQL unless the URL sets one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+    return {}
 
 
 def _shown(url: str) -> str:

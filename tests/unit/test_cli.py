@@ -219,3 +219,13 @@ def test_a_damaged_blob_costs_one_section_and_the_next_collection_heals_it(env: 
     assert code == 0 and f"## os: error - {DAMAGED}" in out
     assert invoke("collect", "-i", inv)[0] == 0  # same facts: the blob is written again
     assert invoke("report", "-i", inv)[0] == 0
+
+
+@pytest.mark.parametrize("command", ["hosts", "report", "collect", "show here-stg"])
+def test_a_damaged_database_is_one_line_exit_2(env: Path, command: str) -> None:
+    (env / "dc.db").write_bytes(b"SQLite format 3\0" + b"\x13" * 5000)  # header, then garbage
+    code, out, err = invoke(*command.split(), "-i", str(env / "inv.yaml"))
+    assert code == 2 and out == ""
+    assert err.startswith(f"driftcheck: error: --db sqlite:///{env / 'dc.db'}: not a driftcheck")
+    assert err.endswith("restore it from a backup or point --db at a new file\n")
+    assert err.count("\n") == 1

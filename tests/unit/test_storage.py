@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from driftcheck.errors import DriftcheckError
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
-from driftcheck.storage import DAMAGED, Store
+from driftcheck.storage import CONNECT_TIMEOUT, DAMAGED, Store, engine_options
 from tests.support.helpers import snapshot
 from tests.support.postgres import postgres_server
 
@@ -174,3 +174,60 @@ def test_damaged_raw_output_is_reported_not_raised(store: Store) -> None:
     assert shown is not None and shown.sections["sysctl"].error == DAMAGED
     plain = store.latest_snapshot("h1")  # reports never read the raw output
     assert plain is not None and plain.sections["sysctl"].facts == {"k": "v"}
+
+
+def good_database(tmp_path: Path) -> Path:
+    store = store_at(tmp_path)
+    store_one(store)
+    store.close()
+    with sqlite3.connect(tmp_path / "dc.db") as con:  # everything into the main file
+        con.execute("pragma wal_checkpoint(truncate)")
+    return tmp_path / "dc.db"
+
+
+def drop_table(db: Path, table: str) -> None:
+    with sqlite3.connect(db) as con:
+        con.execute("pragma foreign_keys=off")
+        con.execute(f"drop table {table}")
+
+
+@pytest.mark.parametrize(
+    ("damage_it", "why"),
+    [
+        (lambda db: db.write_text("name,value\nnot,sqlite\n"), "file is not a database"),
+        (lambda db: db.write_bytes(db.read_bytes()[:8192]), "database disk image is malformed"),
+        (lambda db: drop_table(db, "sections"), "table sections missing"),
+        (lambda db: drop_table(db, "driftcheck_meta"), "table driftcheck_meta missing"),
+    ],
+    ids=["not sqlite", "truncated", "table missing", "no schema table"],
+)
+def test_a_damaged_database_file_is_one_line_saying_what_to_do(
+    tmp_path: Path, damage_it: Callable[[Path], object], why: str
+) -> None:
+    damage_it(good_database(tmp_path))
+    with pytest.raises(DriftcheckError) as info:
+        Store(f"sqlite:///{tmp_path / 'dc.db'}").latest_run()
+    message = str(info.value)
+    assert message == (
+        f"--db sqlite:///{tmp_path / 'dc.db'}: not a driftcheck database or damaged ({why}); "
+        "restore it from a backup or point --db at a new file"
+    )
+
+
+def test_a_snapshot_whose_sections_are_gone_is_damaged_not_empty(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    run, _ = store_one(store)
+    with store.engine.begin() as db:
+        db.execute(text("delete from sections"))
+    got = store.snapshots(run)["h1"]
+    assert got.status is HostStatus.FAILED and got.error == DAMAGED
+
+
+def test_an_unreachable_postgresql_is_one_line_and_does_not_wait_forever() -> None:
+    with pytest.raises(DriftcheckError) as info:
+        Store("postgresql+psycopg://app@127.0.0.1:1/x")
+    assert "cannot reach the database (connection failed" in str(info.value)
+    assert "check that the server runs" in str(info.value) and "\n" not in str(info.value)
+    store_options = engine_options("postgresql+psycopg://app@db/x")
+    assert store_options == {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+    assert engine_options("postgresql+psycopg://app@db/x?connect_timeout=3") == {}
