@@ -229,3 +229,41 @@ def test_a_damaged_database_is_one_line_exit_2(env: Path, command: str) -> None:
     assert err.startswith(f"driftcheck: error: --db sqlite:///{env / 'dc.db'}: not a driftcheck")
     assert err.endswith("restore it from a backup or point --db at a new file\n")
     assert err.count("\n") == 1
+
+
+HOSTILE_APPS = """\
+  apps:
+    shout: "printf 'x\\\\033[2J\\\\033]0;pwned\\\\007\\\\302\\\\233y'"
+    fails: "printf '\\\\033[31mboom\\\\033[0m'; exit 3"
+"""
+#: What a terminal would act on: ESC, BEL, and U+009B (CSI as one C1 character).
+RAW_CONTROLS = ("\x1b", "\x07", "\x9b")
+
+
+def test_control_characters_from_hosts_never_reach_the_terminal(env: Path) -> None:
+    text = LOCAL.replace("  apps: {python: \"python3 -c 'print(1)'\"}\n", HOSTILE_APPS)
+    (env / "inv.yaml").write_text(text)
+    inv = str(env / "inv.yaml")
+    code, _, err = invoke("collect", "-i", inv)
+    assert code == 4 and "\\x1b[31mboom" in err  # the failing app's reason, escaped
+    outputs = [err]
+    for args in (
+        ("hosts",),
+        ("show", "here-stg"),
+        ("show", "here-stg", "--raw", "-c", "apps"),
+        ("show", "here-stg", "-f", "json"),
+        ("report", "-f", "text"),
+        ("report", "-f", "json"),
+        ("report", "-f", "markdown"),
+    ):
+        code, out, err = invoke(*args, "-i", inv)
+        assert code in (0, 4), err
+        outputs += [out, err]
+    for output in outputs:
+        assert not any(c in output for c in RAW_CONTROLS), output
+    shown = invoke("show", "here-stg", "-i", inv, "-c", "apps")[1]
+    assert "shout\tx\\x1b[2J\\x1b]0;pwned\\x07\\x9by" in shown
+    raw = invoke("show", "here-stg", "-i", inv, "-c", "apps", "--raw")[1]
+    assert "|x\\x1b[2J" in raw
+    facts = json.loads(invoke("show", "here-stg", "-i", inv, "-f", "json")[1])
+    assert facts["sections"]["apps"]["facts"]["shout"] == "x\x1b[2J\x1b]0;pwned\x07\x9by"
