@@ -49,8 +49,8 @@ def section_cap(collector: Collector, settings: CollectSettings) -> int:
     Every section gets :data:`~driftcheck.script.SECTION_MAX_BYTES`; a section of
     file content gets room for one full directory of text files at the content
     limit (``file_max_bytes`` x ``dir_max_files``, 50 MiB with the defaults), but
-    never more than half of what a whole host may keep, so the other sections
-    still fit.
+    never more than half of what a whole host may keep (32 MiB), so the other
+    sections still fit.
     """
     if collector.name not in FILE_CONTENT_SECTIONS:
         return SECTION_MAX_BYTES

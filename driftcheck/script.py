@@ -34,10 +34,11 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 KiB, MiB = 1 << 10, 1 << 20
 #: What one section may keep of its stdout unless the runner gives it another cap.
-#: The largest sections of a real server are ~100 KiB (sysctl -a, a dpkg or rpm
-#: list of thousands of packages, a large /etc/passwd): 4 MiB is 40 times that,
-#: and 16 hosts collected at once then hold at most 64 MiB of such output.
-SECTION_MAX_BYTES = 4 * MiB
+#: Most sections of a real server are under 100 KiB (a dpkg or rpm list of thousands
+#: of packages, a large /etc/passwd, all unit files); sysctl -a grows by ~5 KiB per
+#: network interface, so a container host with 1,000 veth interfaces prints ~5 MiB.
+#: 8 MiB leaves room for that; what bounds memory is :data:`HOST_MAX_BYTES`.
+SECTION_MAX_BYTES = 8 * MiB
 #: What one host may keep of its stdout in all sections together; past it every
 #: section still receiving output is cut. With the parsing that follows (text is
 #: decoded, scrubbed and parsed into facts, a few copies each) one host costs the
@@ -129,7 +130,7 @@ def _decode(data: bytes | bytearray) -> str:
 
 
 def size_text(n: int) -> str:
-    """A byte count as people write it in a reason: 4 MiB, 64 KiB."""
+    """A byte count as people write it in a reason: 8 MiB, 64 KiB."""
     return f"{n / MiB:g} MiB" if n >= MiB else f"{n / KiB:g} KiB"
 
 

@@ -168,17 +168,17 @@ def test_unreadable_evidence_does_not_make_the_host_partial() -> None:
 
 
 def test_a_section_over_its_cap_is_cut_not_parsed_and_the_rest_is_collected() -> None:
-    # 30 MB of one long line after a first line: over the 4 MiB every section may send.
+    # 30 MB of one long line after a first line: over the 8 MiB every section may send.
     flood = Collector(
         "flood", "", "echo a=1; head -c 30000000 /dev/zero | tr '\\0' y", lines, timeout=30.0
     )
     snap = collect_host(host(), [flood, ECHO], CollectSettings(), REDACTOR, Transports())
     cut = snap.sections["flood"]
     assert cut.status is SectionStatus.TRUNCATED and cut.facts == {}
-    assert cut.error == "output over 4 MiB, cut"
+    assert cut.error == "output over 8 MiB, cut"
     assert cut.raw == "a=1\n"  # whole lines of its beginning, as evidence
     assert snap.sections["echo"].facts == {"a": "1", "b": "2"}
-    assert snap.status is HostStatus.PARTIAL and snap.error == "flood: output over 4 MiB, cut"
+    assert snap.status is HostStatus.PARTIAL and snap.error == "flood: output over 8 MiB, cut"
 
 
 def test_file_content_may_send_what_the_inventory_allows_up_to_half_a_host() -> None:
