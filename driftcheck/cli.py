@@ -33,6 +33,7 @@ from driftcheck.findings import DriftReport
 from driftcheck.inventory import Inventory, load_inventory
 from driftcheck.model import HostSnapshot, HostStatus, SectionResult
 from driftcheck.output import write_atomically
+from driftcheck.printable import printable, printable_json
 from driftcheck.redact import Redactor
 from driftcheck.reports import SUFFIXES, Format, render
 from driftcheck.runner import DEFAULT_JOBS
@@ -88,7 +89,9 @@ R = TypeVar("R")
 
 
 def _err(message: str) -> None:
-    typer.echo(f"driftcheck: {message}", err=True)
+    """One line on stderr; what it carries from hosts (errors, names) cannot drive
+    the terminal."""
+    typer.echo(f"driftcheck: {printable(message, one_line=True)}", err=True)
 
 
 def friendly(func: Callable[P, R]) -> Callable[P, R]:
@@ -154,11 +157,17 @@ def _collecting(total: int, quiet: bool) -> Iterator[Callable[[HostSnapshot], No
         def advance(snap: HostSnapshot) -> None:
             if snap.status is not HostStatus.OK:
                 bar.console.print(
-                    f"  {snap.status.value:<8} {snap.host:<24} {snap.error}",
+                    printable(
+                        f"  {snap.status.value:<8} {snap.host:<24} {snap.error}", one_line=True
+                    ),
                     markup=False,
                     highlight=False,
                 )
-            bar.update(task, advance=1, description=f"{snap.host}: {snap.status.value}")
+            bar.update(
+                task,
+                advance=1,
+                description=printable(f"{snap.host}: {snap.status.value}", one_line=True),
+            )
 
         yield advance
 
@@ -324,10 +333,8 @@ def hosts(inventory: InventoryOpt = Path("inventory.yaml"), db: DbOpt = None) ->
         status = snap.status.value if snap else "-"
         if snap and snap.error:
             status += f" ({snap.error})"
-        typer.echo(
-            f"{h.name:<24} {h.environment:<12} {','.join(h.roles):<16} {where:<22} "
-            f"{when:<26} {status}"
-        )
+        line = f"{h.name:<24} {h.environment:<12} {','.join(h.roles):<16} {where:<22} {when:<26}"
+        typer.echo(printable(f"{line} {status}", one_line=True))
 
 
 class ShowFormat(StrEnum):
@@ -369,7 +376,7 @@ def show(
         )
     sections = {n: s for n, s in snap.sections.items() if collector in (None, n)}
     if fmt is ShowFormat.JSON:
-        typer.echo(json.dumps(_snapshot_json(snap, sections, raw), indent=2, ensure_ascii=False))
+        typer.echo(printable_json(_snapshot_json(snap, sections, raw)))
     else:
         _show_text(snap, sections, raw)
 
@@ -396,21 +403,26 @@ def _snapshot_json(
 
 
 def _show_text(snap: HostSnapshot, sections: dict[str, SectionResult], raw: bool) -> None:
-    """What ``show`` prints: a heading per section, then key<TAB>value lines."""
-    typer.echo(
-        f"# {snap.host} ({snap.environment}) collected {snap.collected_at}: "
-        f"{snap.status.value}{' - ' + snap.error if snap.error else ''}"
-    )
+    """What ``show`` prints: a heading per section, then key<TAB>value lines (or the
+    raw output); everything from the host with its control characters escaped."""
+
+    def line(*fields: str) -> None:
+        # Each field stays on its line and in its column; no host text can end one.
+        typer.echo("\t".join(printable(f, one_line=True) for f in fields))
+
+    error = f" - {snap.error}" if snap.error else ""
+    line(f"# {snap.host} ({snap.environment}) collected {snap.collected_at}: {snap.status}{error}")
     for name, sec in sections.items():
-        typer.echo(f"## {name}: {sec.status.value}{' - ' + sec.error if sec.error else ''}")
+        line(f"## {name}: {sec.status.value}{' - ' + sec.error if sec.error else ''}")
         if raw:
-            sys.stdout.write(sec.raw if sec.raw.endswith("\n") or not sec.raw else sec.raw + "\n")
+            text = printable(sec.raw)  # lines and tabs kept, as the host printed them
+            sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
             continue
         for key, value in sec.facts.items():
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            typer.echo(f"{key}\t{text}")
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            typer.echo(f"{printable(key, one_line=True)}\t{printable(shown)}")
         for key, why in sec.errors.items():
-            typer.echo(f"{key}\t(unreadable: {why})")
+            line(key, f"(unreadable: {why})")
 
 
 @app.command()
@@ -429,7 +441,7 @@ def demo(
     folder = output or scenario.default_output_dir()
 
     def say(text: str = "") -> None:
-        typer.echo(text, err=True)
+        typer.echo(printable(text, one_line=True), err=True)
 
     rep, planted = scenario.run_demo(folder, say, _progress(False))
     found = {(f.collector, f.key, f.state.value) for f in rep.findings}

@@ -17,7 +17,15 @@ from driftcheck.model import (
     SectionStatus,
 )
 from driftcheck.redact import Redactor
-from driftcheck.script import RawSection, Section, build_script, new_marker, split_output
+from driftcheck.script import (
+    HOST_MAX_BYTES,
+    SECTION_MAX_BYTES,
+    RawSection,
+    Section,
+    SectionReader,
+    build_script,
+    new_marker,
+)
 from driftcheck.transports import CommandResult, TransportError, Transports
 
 #: Default size of the connection pool: enough to hide network latency, small
@@ -30,16 +38,38 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+#: Sections that print the content of the files the inventory names: what they may
+#: send grows with ``file_max_bytes`` and ``dir_max_files``.
+FILE_CONTENT_SECTIONS = frozenset({"files"})
+
+
+def section_cap(collector: Collector, settings: CollectSettings) -> int:
+    """Bytes of stdout ``collector``'s section may send before it is cut.
+
+    Every section gets :data:`~driftcheck.script.SECTION_MAX_BYTES`; a section of
+    file content gets room for one full directory of text files at the content
+    limit (``file_max_bytes`` x ``dir_max_files``, 50 MiB with the defaults), but
+    never more than half of what a whole host may keep (32 MiB), so the other
+    sections still fit.
+    """
+    if collector.name not in FILE_CONTENT_SECTIONS:
+        return SECTION_MAX_BYTES
+    allowed = settings.file_max_bytes * settings.dir_max_files
+    return min(HOST_MAX_BYTES // 2, max(SECTION_MAX_BYTES, allowed))
+
+
 def plan_sections(
     collectors: Sequence[Collector], settings: CollectSettings, host: Host
 ) -> list[Section]:
-    """The sections every host runs, each timeout capped by the host's command timeout."""
+    """The sections every host runs, each timeout capped by the host's command timeout,
+    each output by :func:`section_cap`."""
     return [
         Section(
             c.name,
             c.shell_for(settings),
             min(c.timeout_for(settings), host.command_timeout),
             c.requires,
+            section_cap(c, settings),
         )
         for c in collectors
     ]
@@ -81,7 +111,7 @@ def finish_section(collector: Collector, raw: RawSection, redactor: Redactor) ->
     elif raw.status is SectionStatus.ERROR:
         result.error = f"exit status {raw.rc}" + (f": {last_err}" if last_err else "")
     elif raw.status is SectionStatus.TRUNCATED:
-        result.error = "output cut short (connection lost or whole-command timeout)"
+        result.error = raw.cut or "output cut short (connection lost or whole-command timeout)"
     else:
         result.error = "never ran (the collection stopped before this section)"
     return result
@@ -101,10 +131,12 @@ def collect_host(
     marker = new_marker()
     names = [c.name for c in collectors]
     try:
-        script = build_script(plan_sections(collectors, settings, host), marker)
+        sections = plan_sections(collectors, settings, host)
+        script = build_script(sections, marker)
+        reader = SectionReader.for_sections(marker, sections)
         transport = transports.open(host)
         try:
-            result = transport.run(script, host.command_timeout)
+            result = transport.run(script, host.command_timeout, reader)
         finally:
             transport.close()
     except TransportError as exc:
@@ -113,7 +145,7 @@ def collect_host(
         why = f"internal error while collecting: {type(exc).__name__}: {exc}"
         return _failed(snap, why, names, "host not collected", started)
     try:
-        raw = split_output(result.stdout, result.stderr, marker, names)
+        raw = reader.sections(names)
         snap.sections = {c.name: finish_section(c, raw[c.name], redactor) for c in collectors}
     except Exception as exc:
         why = f"internal error while reading the output: {type(exc).__name__}: {exc}"

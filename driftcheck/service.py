@@ -58,7 +58,7 @@ class RunHistory:
         """See :meth:`driftcheck.since.History.section_history`."""
         return self.store.section_history(self.inventory, host, collector, self.run_id)
 
-    def facts_of(self, digest: str) -> dict[str, Any]:
+    def facts_of(self, digest: str) -> dict[str, Any] | None:
         """See :meth:`driftcheck.since.History.facts_of`."""
         return self.store.facts_of(digest)
 

@@ -23,8 +23,9 @@ class History(Protocol):
         ``collector`` section in the runs before this one, newest first."""
         ...
 
-    def facts_of(self, digest: str) -> dict[str, Any]:
-        """The facts stored under a blob hash."""
+    def facts_of(self, digest: str) -> dict[str, Any] | None:
+        """The facts stored under a blob hash; None when they cannot be read (a
+        damaged blob): history then says nothing from there back."""
         ...
 
 
@@ -39,7 +40,7 @@ def since_when(
     addressing makes "unchanged" a hash comparison), so long quiet histories cost
     little.
     """
-    cache: dict[str, dict[str, Any]] = {}
+    cache: dict[str, dict[str, Any] | None] = {}
     # One history query per (host, collector), not one per finding.
     histories: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
     out = []
@@ -60,7 +61,8 @@ def since_when(
             if digest != previous_hash:
                 if digest not in cache:
                     cache[digest] = history.facts_of(digest)
-                if cache[digest].get(finding.key) != value:
+                facts = cache[digest]
+                if facts is None or facts.get(finding.key) != value:
                     break
                 previous_hash = digest
             since = at

@@ -4,17 +4,22 @@ Runs hold per-host snapshots; a snapshot holds one row per collector section.
 The facts and the raw output of a section are content-addressed blobs
 (zlib-compressed canonical JSON / text, keyed by SHA-256): a section that did
 not change since last night costs one small row, not a second copy.
+
+Blobs are checked against their hash whenever they are read or reused: a damaged
+one makes only its section incomplete, and the next collection that has the same
+content writes it again, so damage heals instead of spreading to every later run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,19 +31,50 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from driftcheck.errors import DriftcheckError
 from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
 
+# SQLAlchemy logs some failures itself (a connection that cannot be reset); with no
+# handler Python would print them on stderr. Each failure reaches the user once, as
+# one line from the error raised here.
+logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
+
 DB_ENV = "DRIFTCHECK_DB"
+#: Seconds to wait for a PostgreSQL server (libpq waits for the OS's TCP timeout).
+CONNECT_TIMEOUT = 10
 DEFAULT_DB = "sqlite:///driftcheck.db"
 SCHEMA_VERSION = "1"
+#: What a section whose stored blob is damaged says instead of its facts.
+DAMAGED = "stored data damaged; the next collection stores it again"
+
+
+class _DamagedBlobError(Exception):
+    """A blob is missing, does not decompress, or does not match its hash."""
+
+
+def _unpack(data: bytes, size: int) -> bytes | None:
+    """A blob's content when it decompresses to exactly ``size`` bytes, else None.
+
+    Never inflates more than ``size`` + 1 bytes: damaged data cannot make this
+    allocate more than the content it claims to be.
+    """
+    inflater = zlib.decompressobj()
+    try:
+        content = inflater.decompress(data, size + 1)
+    except zlib.error:
+        return None
+    if len(content) != size or not inflater.eof or inflater.unconsumed_tail:
+        return None
+    return content
 
 
 class Base(DeclarativeBase):
@@ -132,7 +168,7 @@ class Store:
         #: The URL as it may be shown: never with its password.
         self.url = _shown(self._url)
         try:
-            self.engine: Engine = create_engine(self._url)
+            self.engine: Engine = create_engine(self._url, **engine_options(self._url))
         except (ArgumentError, ImportError, ValueError) as exc:
             raise DriftcheckError(
                 f"--db {self.url}: not a usable database URL ({_one_line(exc)}); "
@@ -142,25 +178,61 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            Base.metadata.create_all(self.engine)
-            self._check_schema()
-        except OperationalError as exc:
-            raise DriftcheckError(
-                f"--db {self.url}: cannot open the database ({_one_line(exc.orig)}); check the "
-                "path and "
-                "its permissions"
-            ) from None
+            self._prepare()
+        except SQLAlchemyError as exc:
+            raise self._trouble(exc, opening=True) from None
 
-    def _check_schema(self) -> None:
+    def _prepare(self) -> None:
+        """Create the tables in a new database; check an existing one is whole."""
+        found = set(inspect(self.engine).get_table_names())
+        ours = set(Base.metadata.tables)
+        if not found & ours:  # new (or someone else's database: ours go beside theirs)
+            Base.metadata.create_all(self.engine)
+        elif Meta.__tablename__ not in found:
+            raise self._damaged(f"table {Meta.__tablename__} missing")
         with self._session() as s:
             row = s.get(Meta, "schema_version")
             if row is None:
+                if found & ours:
+                    raise self._damaged("no schema version")
                 s.add(Meta(key="schema_version", value=SCHEMA_VERSION))
             elif row.value != SCHEMA_VERSION:
                 raise DriftcheckError(
                     f"--db {self.url}: database schema version {row.value}, this driftcheck "
                     f"uses {SCHEMA_VERSION}; use a matching driftcheck or a new database"
                 )
+        missing = sorted(ours - found) if found & ours else []
+        if missing:
+            # Creating them empty would silently drop history (sections, blobs).
+            raise self._damaged(f"table {', '.join(missing)} missing")
+
+    def _damaged(self, why: str) -> DriftcheckError:
+        return DriftcheckError(
+            f"--db {self.url}: not a driftcheck database or damaged ({why}); restore it from "
+            "a backup or point --db at a new file"
+        )
+
+    def _trouble(self, exc: SQLAlchemyError, opening: bool = False) -> DriftcheckError:
+        """A database failure as one line that says what to do."""
+        orig = getattr(exc, "orig", None) or exc
+        why = _one_line(orig)
+        sqlite = self.engine.dialect.name == "sqlite"
+        if sqlite and isinstance(exc, DatabaseError):
+            if not isinstance(exc, OperationalError) or re.search(
+                r"no such (table|column)|malformed", why
+            ):
+                return self._damaged(why)  # not a database, malformed, a table missing
+            if opening:
+                return DriftcheckError(
+                    f"--db {self.url}: cannot open the database ({why}); check the path and "
+                    "its permissions"
+                )
+        elif opening and isinstance(exc, OperationalError):
+            return DriftcheckError(
+                f"--db {self.url}: cannot reach the database ({why}); check that the server "
+                "runs and the URL's host, port, database and user"
+            )
+        return DriftcheckError(f"--db {self.url}: database error ({why})")
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -169,13 +241,16 @@ class Store:
             yield session
             session.commit()
         except SQLAlchemyError as exc:
-            session.rollback()
-            raise DriftcheckError(f"--db {self.url}: database error: {_one_line(exc)}") from None
+            with suppress(SQLAlchemyError):  # a broken connection cannot roll back either
+                session.rollback()
+            raise self._trouble(exc) from None
         except BaseException:
-            session.rollback()
+            with suppress(SQLAlchemyError):
+                session.rollback()
             raise
         finally:
-            session.close()
+            with suppress(SQLAlchemyError):
+                session.close()
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -200,12 +275,16 @@ class Store:
 
     def _put_blob(self, s: Session, payload: bytes) -> str:
         digest = hashlib.sha256(payload).hexdigest()
+        stored = s.execute(select(Blob.size, Blob.data).where(Blob.hash == digest)).first()
         # Unchanged since the last run (the nightly common case): nothing to write,
-        # and no need to compress it again.
-        if s.scalar(select(Blob.hash).where(Blob.hash == digest)) is not None:
+        # and no need to compress it again; but reused only when intact, or one
+        # damaged blob would stay damaged in every run that has the same content.
+        if stored is not None and _unpack(stored.data, stored.size) == payload:
             return digest
         values = {"hash": digest, "size": len(payload), "data": zlib.compress(payload, 6)}
-        if self.engine.dialect.name == "postgresql":
+        if stored is not None:
+            s.execute(update(Blob).where(Blob.hash == digest).values(**values))
+        elif self.engine.dialect.name == "postgresql":
             s.execute(postgresql.insert(Blob).values(**values).on_conflict_do_nothing())
         else:
             s.execute(sqlite.insert(Blob).values(**values).on_conflict_do_nothing())
@@ -256,10 +335,42 @@ class Store:
             return RunInfo(run.id, run.started_at, run.finished_at, run.inventory) if run else None
 
     def _load(self, s: Session, hash_: str | None) -> bytes:
+        """A blob's content, checked against its hash; raises :class:`_DamagedBlobError`."""
         if hash_ is None:
             return b""
         blob = s.get(Blob, hash_)
-        return zlib.decompress(blob.data) if blob else b""
+        content = _unpack(blob.data, blob.size) if blob is not None else None
+        if content is None or hashlib.sha256(content).hexdigest() != hash_:
+            raise _DamagedBlobError(hash_)
+        return content
+
+    def _facts(self, s: Session, hash_: str | None) -> dict[str, Any]:
+        """The facts under ``hash_`` ({} for none); raises :class:`_DamagedBlobError`."""
+        try:
+            facts = json.loads(self._load(s, hash_) or b"{}")
+        except ValueError:  # not UTF-8 or not JSON: written by something else
+            raise _DamagedBlobError(hash_) from None
+        if not isinstance(facts, dict):
+            raise _DamagedBlobError(hash_)
+        return facts
+
+    def _section(self, s: Session, sec: SectionRow, raw: bool) -> SectionResult:
+        """One stored section; a damaged blob makes it an error, never a crash."""
+        try:
+            facts = self._facts(s, sec.facts_hash)
+            text = self._load(s, sec.raw_hash).decode("utf-8") if raw else ""
+        except (_DamagedBlobError, UnicodeDecodeError):
+            return SectionResult(sec.collector, SectionStatus.ERROR, error=DAMAGED, rc=sec.rc)
+        return SectionResult(
+            sec.collector,
+            SectionStatus(sec.status),
+            facts,
+            json.loads(sec.key_errors),
+            sec.error,
+            text,
+            sec.stderr,
+            sec.rc,
+        )
 
     def _snapshot(self, s: Session, row: Snapshot, raw: bool = False) -> HostSnapshot:
         snap = HostSnapshot(
@@ -273,17 +384,15 @@ class Store:
         )
         rows = s.scalars(select(SectionRow).where(SectionRow.snapshot_id == row.id))
         for sec in rows:
-            facts = json.loads(self._load(s, sec.facts_hash) or b"{}")
-            snap.sections[sec.collector] = SectionResult(
-                sec.collector,
-                SectionStatus(sec.status),
-                facts,
-                json.loads(sec.key_errors),
-                sec.error,
-                self._load(s, sec.raw_hash).decode() if raw else "",
-                sec.stderr,
-                sec.rc,
-            )
+            snap.sections[sec.collector] = self._section(s, sec, raw)
+        if not snap.sections:  # every snapshot is stored with all its sections
+            snap.status, snap.error = HostStatus.FAILED, DAMAGED
+            return snap
+        damaged = [n for n, sec in snap.sections.items() if sec.error == DAMAGED]
+        if damaged and snap.status is HostStatus.OK:
+            # The host was collected completely, but what is stored of it is not whole.
+            snap.status = HostStatus.PARTIAL
+            snap.error = f"{', '.join(damaged)}: {DAMAGED}"
         return snap
 
     def snapshots(self, run_id: int) -> dict[str, HostSnapshot]:
@@ -318,11 +427,13 @@ class Store:
                 for at, digest, status in s.execute(query)
             ]
 
-    def facts_of(self, digest: str) -> dict[str, Any]:
-        """The facts stored under a blob hash."""
+    def facts_of(self, digest: str) -> dict[str, Any] | None:
+        """The facts stored under a blob hash; None when that blob is damaged."""
         with self._session() as s:
-            loaded: dict[str, Any] = json.loads(self._load(s, digest) or b"{}")
-            return loaded
+            try:
+                return self._facts(s, digest)
+            except _DamagedBlobError:
+                return None
 
     def latest_snapshot(self, host: str, raw: bool = False) -> HostSnapshot | None:
         """The most recent snapshot of ``host`` in a finished run, or None."""
@@ -335,6 +446,14 @@ class Store:
                 .limit(1)
             ).first()
             return self._snapshot(s, row, raw) if row else None
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """create_engine options: a connect timeout for PostgreSQL unless the URL sets one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+    return {}
 
 
 def _shown(url: str) -> str:

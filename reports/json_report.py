@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from driftcheck.findings import DriftReport, Finding
+from driftcheck.printable import printable_json
 
 SCHEMA = "driftcheck-report/1"
 
@@ -90,4 +90,6 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
 
 def render(report: DriftReport) -> str:
     """The report as indented JSON text."""
-    return json.dumps(as_dict(report), indent=2, ensure_ascii=False) + "\n"
+    # Still plain JSON; the few characters json.dumps leaves raw that a terminal
+    # would act on are \u escapes, so the report is also safe to print.
+    return printable_json(as_dict(report)) + "\n"

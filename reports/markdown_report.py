@@ -6,8 +6,9 @@ Verdict, counts by state, hosts not collected completely, then the top findings
 Collected data is hostile: every key, value, reason and error is shown in a code
 span, where Markdown and HTML mean nothing (no emphasis, links, mentions or tags),
 and is escaped so it cannot leave the span or the table cell: newlines become
-``↵``, the span's backtick fence is longer than any backtick run inside, and ``|``
-becomes ``\\|`` (GitHub's table syntax, honoured inside code spans). Other text
+``↵``, control characters ``\\xNN`` (:func:`driftcheck.printable.printable`), the
+span's backtick fence is longer than any backtick run inside, and ``|`` becomes
+``\\|`` (GitHub's table syntax, honoured inside code spans). Other text
 (host, role, collector names) backslash-escapes Markdown's and HTML's metacharacters.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 
 from driftcheck.findings import DriftReport, Finding, State
+from driftcheck.printable import printable
 
 from .common import collector_label, key_label, listed_findings, per_host, plural
 
@@ -24,13 +26,12 @@ MAX_ROWS = 50
 
 _PUNCT = re.compile(r"([\\`*_\[\]<>|&~#!])")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _PIPE = re.compile(r"(\\*)\|")
 
 
 def text(value: str) -> str:
     """Plain text for a table cell: Markdown and HTML metacharacters backslash-escaped."""
-    return _PUNCT.sub(r"\\\1", _CONTROL.sub("", _NEWLINE.sub(" ", value)))
+    return _PUNCT.sub(r"\\\1", printable(_NEWLINE.sub(" ", value)))
 
 
 def _pipe(match: re.Match[str]) -> str:
@@ -43,7 +44,7 @@ def _pipe(match: re.Match[str]) -> str:
 
 def code(value: str) -> str:
     """``value`` as an inert code span that stays inside its table cell."""
-    value = _CONTROL.sub("", _NEWLINE.sub("↵", value))
+    value = printable(_NEWLINE.sub("↵", value))
     if not value.strip():
         return "(empty)" if not value else f"(whitespace: {len(value)})"
     longest = max((len(run) for run in re.findall(r"`+", value)), default=0)

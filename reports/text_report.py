@@ -3,13 +3,13 @@
 Colour only when asked (the command line asks when stdout is a terminal); the
 default, used for files and pipes, is plain text. Collected data goes into
 ``rich.text.Text`` objects, so ``[bold]``-style markup in it means nothing, and
-control characters (terminal escape sequences) are shown as ``\\xNN``.
+control characters (terminal escape sequences) are shown as ``\\xNN``
+(:func:`driftcheck.printable.printable`, as everywhere else on a terminal).
 """
 
 from __future__ import annotations
 
 import io
-import re
 import shutil
 
 from rich import box
@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from driftcheck.findings import DriftReport, Finding, State
+from driftcheck.printable import printable
 
 from .common import collector_label, key_label, listed_findings, per_host
 
@@ -25,8 +26,6 @@ from .common import collector_label, key_label, listed_findings, per_host
 MAX_ROWS = 50
 #: Width of plain output (files, pipes): stable whatever the terminal.
 PLAIN_WIDTH = 120
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 _STYLE = {
     State.CHANGED: "yellow",
@@ -40,7 +39,7 @@ _STYLE = {
 
 def _safe(value: str) -> Text:
     """Collected data as inert text: no markup, no control characters."""
-    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value))
+    return Text(printable(value))
 
 
 def render(report: DriftReport, color: bool = False, width: int | None = None) -> str:

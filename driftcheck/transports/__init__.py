@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from driftcheck.model import Host
 
-from .base import CommandResult, Transport, TransportError
+from .base import CommandResult, OutputSink, Transport, TransportError
 
 if TYPE_CHECKING:
     from .ssh import KnownHosts
 
-__all__ = ["CommandResult", "Transport", "TransportError", "Transports"]
+__all__ = ["CommandResult", "OutputSink", "Transport", "TransportError", "Transports"]
 
 
 class Transports:

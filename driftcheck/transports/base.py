@@ -14,17 +14,33 @@ REMOTE_COMMAND = f"env -i PATH={PATH} LC_ALL=C sh -s"
 
 @dataclass(frozen=True)
 class CommandResult:
-    """Exit status (None when it never finished), raw stdout and stderr bytes.
+    """Exit status (None when it never finished); the output went to the sink.
 
-    ``cut_short`` says why reading stopped early ("timeout", or the output limit);
-    the output is then partial and its unfinished sections count as truncated.
+    ``cut_short`` says why reading stopped early ("timeout", or the sink's
+    :meth:`OutputSink.hang_up` reason); the output is then partial and its
+    unfinished sections count as truncated.
     """
 
     rc: int | None
-    stdout: bytes
-    stderr: bytes
     timed_out: bool = False
     cut_short: str = ""
+
+
+class OutputSink(Protocol):
+    """Where a transport puts the output as it arrives (a
+    :class:`driftcheck.script.SectionReader`): nothing is buffered whole."""
+
+    def stdout(self, data: bytes) -> None:
+        """The next chunk of stdout."""
+        ...
+
+    def stderr(self, data: bytes) -> None:
+        """The next chunk of stderr."""
+        ...
+
+    def hang_up(self) -> str:
+        """Why to stop reading now (too much output), or "" to go on."""
+        ...
 
 
 class TransportError(Exception):
@@ -37,8 +53,9 @@ class TransportError(Exception):
 class Transport(Protocol):
     """Runs the collection script on one host."""
 
-    def run(self, script: str, timeout: float) -> CommandResult:
-        """Send ``script`` on stdin of ``sh -s``; stop waiting after ``timeout`` s."""
+    def run(self, script: str, timeout: float, sink: OutputSink) -> CommandResult:
+        """Send ``script`` on stdin of ``sh -s``, its output to ``sink`` as it arrives;
+        stop after ``timeout`` s or when the sink hangs up."""
         ...
 
     def close(self) -> None:

@@ -26,11 +26,9 @@ import paramiko
 
 from driftcheck.model import Host
 
-from .base import REMOTE_COMMAND, CommandResult, TransportError
+from .base import REMOTE_COMMAND, CommandResult, OutputSink, TransportError
 
 _CHUNK = 65536
-#: More output than this from one host is a runaway command, not facts.
-MAX_OUTPUT = 256 * 1024 * 1024
 
 
 @dataclass
@@ -174,6 +172,36 @@ def _fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} SHA256:{key.fingerprint.split(':', 1)[-1]}"
 
 
+def _pump(chan: paramiko.Channel, sink: OutputSink, deadline: float) -> str:
+    """Pass the channel's output to ``sink`` until EOF; "" then, else why it stopped.
+
+    Every chunk goes on at once: what the sink drops is never held here, and the
+    channel's window keeps paramiko's own buffer small.
+    """
+    while True:
+        if chan.recv_ready():
+            sink.stdout(chan.recv(_CHUNK))
+        elif chan.recv_stderr_ready():
+            sink.stderr(chan.recv_stderr(_CHUNK))
+        elif chan.eof_received or chan.closed:
+            break
+        else:
+            # The channel's fileno is a pipe paramiko signals on data, EOF and close.
+            select.select([chan], [], [], max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            return "timeout"
+        why = sink.hang_up()
+        if why:
+            return why
+    # EOF can arrive between our "nothing ready" check and the EOF check: what
+    # paramiko buffered just before it must still be read.
+    while chan.recv_ready():
+        sink.stdout(chan.recv(_CHUNK))
+    while chan.recv_stderr_ready():
+        sink.stderr(chan.recv_stderr(_CHUNK))
+    return ""
+
+
 def _open_socket(h: Host) -> socket.socket:
     """A TCP connection to the host's SSH port, Nagle off; one line on failure."""
     try:
@@ -301,8 +329,9 @@ class SSHTransport:
             return TransportError(f"SSH error: {text}")
         return TransportError(f"connection lost during SSH handshake: {exc}")
 
-    def run(self, script: str, timeout: float) -> CommandResult:
-        """Open the connection, run the script, collect stdout/stderr until EOF or timeout."""
+    def run(self, script: str, timeout: float, sink: OutputSink) -> CommandResult:
+        """Open the connection, run the script, pass stdout/stderr to ``sink`` as they
+        arrive until EOF, the timeout, or the sink hangs up."""
         self._conn = conn = self._connect()
         transport = conn.client.get_transport()
         if transport is None:  # pragma: no cover - paramiko just connected it
@@ -315,12 +344,12 @@ class SSHTransport:
         watchdog.daemon = True
         watchdog.start()
         try:
-            return self._exchange(transport, script, deadline)
+            return self._exchange(transport, script, deadline, sink)
         finally:
             watchdog.cancel()
 
     def _exchange(
-        self, transport: paramiko.Transport, script: str, deadline: float
+        self, transport: paramiko.Transport, script: str, deadline: float, sink: OutputSink
     ) -> CommandResult:
         try:
             chan = transport.open_session(timeout=self.host.connect_timeout)
@@ -330,39 +359,16 @@ class SSHTransport:
             chan.shutdown_write()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             if time.monotonic() >= deadline:
-                return CommandResult(None, b"", b"", timed_out=True)
+                return CommandResult(None, timed_out=True, cut_short="timeout")
             raise TransportError(f"could not start the collection command: {exc}") from None
-        out, err = bytearray(), bytearray()
-        cut = ""
-        while True:
-            if chan.recv_ready():
-                out += chan.recv(_CHUNK)
-            elif chan.recv_stderr_ready():
-                err += chan.recv_stderr(_CHUNK)
-            elif chan.eof_received or chan.closed:
-                break
-            else:
-                # The channel's fileno is a pipe paramiko signals on data, EOF and close.
-                select.select([chan], [], [], max(0.0, deadline - time.monotonic()))
-            if time.monotonic() >= deadline:
-                cut = "timeout"
-                break
-            if len(out) + len(err) > MAX_OUTPUT:
-                cut = f"output over {MAX_OUTPUT >> 20} MiB"
-                break
-        # EOF can arrive between our "nothing ready" check and the EOF check: what
-        # paramiko buffered just before it must still be read.
-        while chan.recv_ready():
-            out += chan.recv(_CHUNK)
-        while chan.recv_stderr_ready():
-            err += chan.recv_stderr(_CHUNK)
+        cut = _pump(chan, sink, deadline)
         rc: int | None = None
         if not cut and chan.status_event.wait(max(0.0, deadline - time.monotonic())):
             rc = chan.exit_status
         chan.close()
         if rc is None and not cut:
             cut = "timeout"
-        return CommandResult(rc, bytes(out), bytes(err), timed_out=cut == "timeout", cut_short=cut)
+        return CommandResult(rc, timed_out=cut == "timeout", cut_short=cut)
 
     def close(self) -> None:
         """Close the SSH connection if it was opened."""

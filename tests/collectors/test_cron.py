@@ -16,8 +16,7 @@ from driftcheck.model import CollectSettings, HostSnapshot, SectionStatus
 from driftcheck.pipeline import build_report
 from driftcheck.redact import REDACTED, Redactor
 from driftcheck.runner import collect_all, now_iso
-from driftcheck.script import Section, build_script, new_marker, split_output
-from driftcheck.transports.local import LocalTransport
+from tests.support.helpers import run_section_locally
 
 CRON = BY_NAME["cron"]
 REDACTOR = Redactor(b"0123456789abcdef0123456789abcdef")
@@ -115,10 +114,7 @@ def test_an_added_line_is_that_line_and_changes_the_file() -> None:
 
 
 def run_section(settings: CollectSettings) -> tuple[SectionStatus, str]:
-    marker = new_marker()
-    section = Section("cron", CRON.shell_for(settings), 60, CRON.requires)
-    result = LocalTransport().run(build_script([section], marker), 120)
-    raw = split_output(result.stdout, result.stderr, marker, ["cron"])["cron"]
+    raw = run_section_locally(CRON, settings)
     return raw.status, raw.stdout
 
 

@@ -25,7 +25,7 @@ from driftcheck.collectors import BY_NAME
 from driftcheck.lab import Lab, LabHostSpec
 from driftcheck.model import CollectSettings, ParseResult, SectionStatus
 from driftcheck.script import Section, build_script, new_marker, split_output
-from driftcheck.transports.local import LocalTransport
+from tests.support.helpers import run_section_locally
 
 COLLECTOR = BY_NAME["python"]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -50,10 +50,7 @@ print(json.dumps(facts))
 
 
 def run_local(settings: CollectSettings) -> tuple[SectionStatus, ParseResult, str]:
-    marker = new_marker()
-    section = Section(COLLECTOR.name, COLLECTOR.shell_for(settings), 60, COLLECTOR.requires)
-    result = LocalTransport().run(build_script([section], marker), 120)
-    raw = split_output(result.stdout, result.stderr, marker, [COLLECTOR.name])[COLLECTOR.name]
+    raw = run_section_locally(COLLECTOR, settings)
     return raw.status, COLLECTOR.parse(raw.stdout), raw.stderr
 
 

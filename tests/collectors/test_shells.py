@@ -14,14 +14,11 @@ import pytest
 from driftcheck.collectors import BY_NAME, REGISTRY, Collector
 from driftcheck.model import AppSource, CollectSettings, SectionStatus
 from driftcheck.script import Section, build_script, new_marker, split_output
-from driftcheck.transports.local import LocalTransport
+from tests.support.helpers import run_section_locally
 
 
 def run_section(collector: Collector, settings: CollectSettings) -> tuple[SectionStatus, str]:
-    marker = new_marker()
-    section = Section(collector.name, collector.shell_for(settings), 60, collector.requires)
-    result = LocalTransport().run(build_script([section], marker), 120)
-    raw = split_output(result.stdout, result.stderr, marker, [collector.name])[collector.name]
+    raw = run_section_locally(collector, settings)
     return raw.status, raw.stdout
 
 

@@ -7,6 +7,7 @@ secrets, and report unreachable hosts as incomplete with the reason.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import time
 from collections.abc import Iterator
@@ -209,3 +210,45 @@ def test_key_rotation_and_revocation_in_known_hosts(lab: Lab, tmp_path: Path) ->
     run = driftcheck(tmp_path, "collect", "-i", str(inv))
     assert run.returncode == 4 and "is marked @revoked" in run.stderr
     assert "collected 1/2 hosts completely" in run.stderr
+
+
+def test_runaway_output_is_cut_per_section_as_it_streams(lab: Lab, tmp_path: Path) -> None:
+    """A 100 MB file and an app printing 50 MB: each section is cut at its cap while
+    the rest is read and dropped, the later sections still arrive, and neither the
+    controller's memory nor the database grows with what the hosts sent."""
+    big = "/srv/big.txt"
+    lab.exec(
+        "prod-web1", ["sh", "-c", f"head -c 100000000 /dev/zero | tr '\\0' x | fold -w 99 > {big}"]
+    )
+    inv: dict[str, Any] = lab.inventory(
+        {
+            "files": [big, APP_CONF],
+            "file_max_bytes": 200_000_000,  # so the big file counts as text content
+            "apps": {"flood": "yes | head -c 50000000", "myapp": "echo 1"},
+        }
+    )
+    for env in inv["environments"].values():
+        env["hosts"] = {n: h for n, h in env["hosts"].items() if n in ("prod-web1", "stg-web1")}
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump(inv, sort_keys=False))
+    try:
+        run = driftcheck(tmp_path, "collect", "-i", str(tmp_path / "inv.yaml"))
+    finally:
+        lab.exec("prod-web1", ["rm", "-f", big])
+    assert run.returncode == 4, run.stderr
+    assert "files: output over 32 MiB, cut" in run.stderr  # prod-web1's first bad section
+    assert "apps: output over 8 MiB, cut" in run.stderr  # stg-web1 has no big file
+    # The largest child so far is that collection (before: ~1 GB for these hosts).
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 400 * 1024
+    stored = sum(p.stat().st_size for p in tmp_path.glob("dc.db*"))
+    assert stored < 4 << 20, stored
+    shown = driftcheck(
+        tmp_path, "show", "prod-web1", "-i", str(tmp_path / "inv.yaml"), "-f", "json"
+    )
+    sections = json.loads(shown.stdout)["sections"]
+    assert (sections["files"]["status"], sections["files"]["error"]) == (
+        "truncated",
+        "output over 32 MiB, cut",
+    )
+    assert sections["files"]["facts"] == {}  # never parsed as if complete
+    assert sections["apps"]["error"] == "output over 8 MiB, cut"
+    assert sections["sysctl"]["status"] == "ok" and sections["os"]["status"] == "ok"

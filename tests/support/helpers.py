@@ -8,8 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from driftcheck.collectors import Collector
 from driftcheck.inventory import Inventory, parse_inventory
-from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
+from driftcheck.model import (
+    CollectSettings,
+    HostSnapshot,
+    HostStatus,
+    SectionResult,
+    SectionStatus,
+)
+from driftcheck.script import RawSection, Section, SectionReader, build_script, new_marker
+from driftcheck.transports.local import LocalTransport
 
 
 def inventory(hosts: dict[str, tuple[str, list[str]]]) -> Inventory:
@@ -64,3 +73,13 @@ def run_driftcheck(
         timeout=timeout,
         check=False,
     )
+
+
+def run_section_locally(collector: Collector, settings: CollectSettings) -> RawSection:
+    """``collector``'s section run on this machine as a collection runs it: framed
+    script, ``local`` transport, output split as it streams."""
+    marker = new_marker()
+    section = Section(collector.name, collector.shell_for(settings), 60, collector.requires)
+    reader = SectionReader.for_sections(marker, [section])
+    LocalTransport().run(build_script([section], marker), 120, reader)
+    return reader.sections([collector.name])[collector.name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from driftcheck.cli import app
 from driftcheck.collectors import BY_NAME, REGISTRY
+from driftcheck.storage import DAMAGED
 
 LOCAL = """\
 defaults: {transport: local, command_timeout: 60}
@@ -191,3 +193,77 @@ def test_unpaired_formats_and_outputs_are_usage_errors(
     assert code == 2 and out == ""
     assert message in err and err.count("\n") == 1, err
     assert not (env / "dc.db").exists()  # refused before collecting or opening anything
+
+
+def damage_blob(db: Path, host: str, collector: str) -> None:
+    """Overwrite the facts blob of one host's section, as a bad disk would."""
+    with sqlite3.connect(db) as con:
+        con.execute(
+            "update blobs set data = x'789c' where hash = (select facts_hash from sections"
+            " join snapshots on snapshots.id = snapshot_id"
+            " where host = ? and collector = ? order by sections.id desc limit 1)",
+            (host, collector),
+        )
+
+
+def test_a_damaged_blob_costs_one_section_and_the_next_collection_heals_it(env: Path) -> None:
+    inv = str(env / "inv.yaml")
+    assert invoke("collect", "-i", inv)[0] == 0
+    damage_blob(env / "dc.db", "here-stg", "os")
+    code, out, err = invoke("report", "-i", inv)
+    assert code == 4, err
+    (finding,) = json.loads(out)["findings"]
+    assert (finding["collector"], finding["state"]) == ("os", "incomplete")
+    assert DAMAGED in finding["reasons"]["here-stg"]
+    code, out, _ = invoke("show", "here-stg", "-i", inv, "-c", "os")
+    assert code == 0 and f"## os: error - {DAMAGED}" in out
+    assert invoke("collect", "-i", inv)[0] == 0  # same facts: the blob is written again
+    assert invoke("report", "-i", inv)[0] == 0
+
+
+@pytest.mark.parametrize("command", ["hosts", "report", "collect", "show here-stg"])
+def test_a_damaged_database_is_one_line_exit_2(env: Path, command: str) -> None:
+    (env / "dc.db").write_bytes(b"SQLite format 3\0" + b"\x13" * 5000)  # header, then garbage
+    code, out, err = invoke(*command.split(), "-i", str(env / "inv.yaml"))
+    assert code == 2 and out == ""
+    assert err.startswith(f"driftcheck: error: --db sqlite:///{env / 'dc.db'}: not a driftcheck")
+    assert err.endswith("restore it from a backup or point --db at a new file\n")
+    assert err.count("\n") == 1
+
+
+HOSTILE_APPS = """\
+  apps:
+    shout: "printf 'x\\\\033[2J\\\\033]0;pwned\\\\007\\\\302\\\\233y'"
+    fails: "printf '\\\\033[31mboom\\\\033[0m'; exit 3"
+"""
+#: What a terminal would act on: ESC, BEL, and U+009B (CSI as one C1 character).
+RAW_CONTROLS = ("\x1b", "\x07", "\x9b")
+
+
+def test_control_characters_from_hosts_never_reach_the_terminal(env: Path) -> None:
+    text = LOCAL.replace("  apps: {python: \"python3 -c 'print(1)'\"}\n", HOSTILE_APPS)
+    (env / "inv.yaml").write_text(text)
+    inv = str(env / "inv.yaml")
+    code, _, err = invoke("collect", "-i", inv)
+    assert code == 4 and "\\x1b[31mboom" in err  # the failing app's reason, escaped
+    outputs = [err]
+    for args in (
+        ("hosts",),
+        ("show", "here-stg"),
+        ("show", "here-stg", "--raw", "-c", "apps"),
+        ("show", "here-stg", "-f", "json"),
+        ("report", "-f", "text"),
+        ("report", "-f", "json"),
+        ("report", "-f", "markdown"),
+    ):
+        code, out, err = invoke(*args, "-i", inv)
+        assert code in (0, 4), err
+        outputs += [out, err]
+    for output in outputs:
+        assert not any(c in output for c in RAW_CONTROLS), output
+    shown = invoke("show", "here-stg", "-i", inv, "-c", "apps")[1]
+    assert "shout\tx\\x1b[2J\\x1b]0;pwned\\x07\\x9by" in shown
+    raw = invoke("show", "here-stg", "-i", inv, "-c", "apps", "--raw")[1]
+    assert "|x\\x1b[2J" in raw
+    facts = json.loads(invoke("show", "here-stg", "-i", inv, "-f", "json")[1])
+    assert facts["sections"]["apps"]["facts"]["shout"] == "x\x1b[2J\x1b]0;pwned\x07\x9by"

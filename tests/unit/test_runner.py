@@ -19,8 +19,14 @@ from driftcheck.model import (
     SectionStatus,
 )
 from driftcheck.redact import Redactor
-from driftcheck.runner import collect_all, collect_host, finish_section, plan_sections
-from driftcheck.script import RawSection
+from driftcheck.runner import (
+    collect_all,
+    collect_host,
+    finish_section,
+    plan_sections,
+    section_cap,
+)
+from driftcheck.script import HOST_MAX_BYTES, SECTION_MAX_BYTES, RawSection
 from driftcheck.transports import Transports
 
 REDACTOR = Redactor(b"k" * 32)
@@ -159,3 +165,26 @@ def test_unreadable_evidence_does_not_make_the_host_partial() -> None:
     evidence = Collector("evidence", "", "echo a=1", with_errors, compare=False)
     snap = collect_host(host(), [ECHO, evidence], CollectSettings(), REDACTOR, Transports())
     assert snap.status is HostStatus.OK
+
+
+def test_a_section_over_its_cap_is_cut_not_parsed_and_the_rest_is_collected() -> None:
+    # 30 MB of one long line after a first line: over the 8 MiB every section may send.
+    flood = Collector(
+        "flood", "", "echo a=1; head -c 30000000 /dev/zero | tr '\\0' y", lines, timeout=30.0
+    )
+    snap = collect_host(host(), [flood, ECHO], CollectSettings(), REDACTOR, Transports())
+    cut = snap.sections["flood"]
+    assert cut.status is SectionStatus.TRUNCATED and cut.facts == {}
+    assert cut.error == "output over 8 MiB, cut"
+    assert cut.raw == "a=1\n"  # whole lines of its beginning, as evidence
+    assert snap.sections["echo"].facts == {"a": "1", "b": "2"}
+    assert snap.status is HostStatus.PARTIAL and snap.error == "flood: output over 8 MiB, cut"
+
+
+def test_file_content_may_send_what_the_inventory_allows_up_to_half_a_host() -> None:
+    files = Collector("files", "", "true", lines)
+    assert section_cap(ECHO, CollectSettings()) == SECTION_MAX_BYTES
+    small = CollectSettings(file_max_bytes=4096, dir_max_files=10)
+    assert section_cap(files, small) == SECTION_MAX_BYTES
+    assert section_cap(files, CollectSettings(file_max_bytes=65536)) == 65536 * 200
+    assert section_cap(files, CollectSettings(file_max_bytes=10**9)) == HOST_MAX_BYTES // 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import text
+
 from driftcheck.collectors import BY_NAME
 from driftcheck.inventory import parse_inventory
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
@@ -71,3 +73,25 @@ def test_since_goes_back_through_quiet_history(tmp_path: Path) -> None:
         night(store, key, f"2026-10-{day:02d}", {"a": "9", "b": "1"})
     (finding,) = latest_report(inv, store, [BY_NAME["sysctl"]]).findings
     assert finding.key == "a" and finding.since == "2026-10-02"
+
+
+def test_a_damaged_blob_in_history_ends_what_it_can_vouch_for(tmp_path: Path) -> None:
+    inv_path = tmp_path / "inv.yaml"
+    inv_path.write_text(INV)
+    inv = parse_inventory(INV, inv_path)
+    store = Store(f"sqlite:///{tmp_path / 'dc.db'}")
+    key = inventory_key(inv)
+    night(store, key, "2026-10-01", {"a": "1", "b": "1"})
+    night(store, key, "2026-10-02", {"a": "9", "b": "2"})  # a drifts here; b too, for a night
+    night(store, key, "2026-10-03", {"a": "9", "b": "1"})
+    night(store, key, "2026-10-04", {"a": "9", "b": "1"})
+    with store.engine.begin() as db:  # the 10-02 facts of stg1 go bad on disk
+        db.execute(
+            text(
+                "update blobs set data = x'00' where hash = (select facts_hash from sections"
+                " join snapshots on snapshots.id = snapshot_id"
+                " where host = 'stg1' and collected_at = '2026-10-02')"
+            )
+        )
+    (finding,) = latest_report(inv, store, [BY_NAME["sysctl"]]).findings
+    assert finding.key == "a" and finding.since == "2026-10-03"
