@@ -16,7 +16,7 @@ import re
 from driftcheck.model import ParseResult
 
 from .base import Collector
-from .packages import RPM_SYSTEM_DB
+from .packages import DPKG_NOT_INSTALLED, RPM_SYSTEM_DB
 
 # dpkg: "STATUS<TAB>name<TAB>provides<TAB>replaces" for installed packages with either;
 # rpm: "name<TAB><TAB>obsoleted names," (rpm names what an rpm replaces Obsoletes).
@@ -36,8 +36,6 @@ if command -v rpm >/dev/null 2>&1; then
 fi
 """.replace("@RPM_SYSTEM_DB@", RPM_SYSTEM_DB)
 
-#: dpkg status letters (the second of db:Status-Abbrev) of a package not installed.
-_ABSENT = {"n", "c"}
 #: One name in a dependency field: "libssl3 (= 3.5.9-1)", "awk:any", "a | b".
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9+._-]*)")
 
@@ -63,7 +61,7 @@ def parse(raw: str) -> ParseResult:
         fields = line.split("\t")
         if manager == "dpkg" and len(fields) == 4:
             status, name, provides, replaces = fields
-            if len(status) < 2 or status[1] in _ABSENT or not name:
+            if len(status) < 2 or status[1] in DPKG_NOT_INSTALLED or not name:
                 continue
         elif manager == "rpm" and len(fields) == 3 and fields[0]:
             name, provides, replaces = fields

@@ -57,7 +57,7 @@ fi
 """
 
 # dpkg status letters (second letter of db:Status-Abbrev) that mean "not installed".
-_DPKG_ABSENT = {"n", "c"}
+DPKG_NOT_INSTALLED = frozenset({"n", "c"})
 _DPKG_STATES = {"U": "unpacked", "F": "half-configured", "H": "half-installed"}
 _HEADERS = {"#dpkg": "dpkg", "#apk": "apk", "#rpm": "rpm"}
 #: What a virtual apk package is reported as: its version is only the time it was
@@ -141,7 +141,7 @@ def parse(raw: str) -> ParseResult:
         fields = line.split("\t")
         if manager == "dpkg" and len(fields) == 4:
             status, name, arch, version = fields
-            if len(status) < 2 or status[1] in _DPKG_ABSENT or not name:
+            if len(status) < 2 or status[1] in DPKG_NOT_INSTALLED or not name:
                 continue
             state = _DPKG_STATES.get(status[1])
             found[(name, arch)].append(f"{version} ({state})" if state else version)

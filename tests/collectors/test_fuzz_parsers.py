@@ -1,10 +1,11 @@
 """Fuzzing: no config-format parser, no collector parser path and no section splitter
 lets an exception escape, on real configuration files mangled at random.
 
-Seeds are real files: this machine's own /etc (Debian 12), plus the /etc of every
-lab release tree that is cached (see the lab's ``release`` hosts), so the fuzzer
-starts from what hosts really hold. Hypothesis then inserts, deletes and swaps
-characters chosen from the ones that matter to these formats.
+Seeds are real files: the config files of the /etc of debootstrapped bullseye,
+bookworm and trixie trees, kept in tests/seeds/etc/ (see its SOURCE.md), plus this
+machine's own /etc, so the fuzzer starts from what hosts really hold. Hypothesis
+then inserts, deletes and swaps characters chosen from the ones that matter to
+these formats.
 """
 
 from __future__ import annotations
@@ -19,20 +20,15 @@ from hypothesis import strategies as st
 
 from driftcheck.collectors import config_formats as cf
 from driftcheck.script import split_output
-from tests.support.paths import FIXTURES
+from tests.support.paths import ETC_SEEDS, FIXTURES
 
-#: Where cached release trees live (built by the lab for ``release:`` hosts).
-RELEASES = Path("/var/cache/driftcheck-lab/releases")
 #: The characters these formats give meaning to, and some that break decoders.
 HOSTILE = "[]{}=:;#\"'\\\n\t -|>*&!%@`$,.\x00\ufeff\u2028é"
 MAX_SEED_BYTES = 16 * 1024
 
 
 def _etc_roots() -> list[Path]:
-    roots = [Path("/etc")]
-    if RELEASES.is_dir():
-        roots += sorted(p / "etc" for p in RELEASES.iterdir() if (p / "etc").is_dir())
-    return roots
+    return [*sorted(p for p in ETC_SEEDS.iterdir() if p.is_dir()), Path("/etc")]
 
 
 def _seeds(per_root: int = 150) -> list[tuple[str, str]]:
@@ -103,7 +99,7 @@ FUZZ = settings(
 def test_there_are_real_seeds_of_every_common_format() -> None:
     formats = {fmt for path, text in SEEDS if (found := cf.detect(path, text)) for fmt in found[:1]}
     assert {"ini", "env", "ssh", "keyvalue"} <= formats, formats
-    assert len(SEEDS) >= 50
+    assert len(SEEDS) >= 150
 
 
 @pytest.mark.parametrize("fmt", sorted(PARSERS))

@@ -12,3 +12,5 @@ REPO = TESTS.parent
 FIXTURES = TESTS / "fixtures"
 #: the golden report files
 GOLDEN = TESTS / "golden"
+#: real /etc files of three Debian releases, the fuzzer's seeds
+ETC_SEEDS = TESTS / "seeds" / "etc"
