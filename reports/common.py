@@ -30,7 +30,10 @@ def show_value(value: Any, limit: int | None = MAX_VALUE) -> str:
     if value is None:
         text = "(absent)"
     elif isinstance(value, dict):
-        if "type" in value and "mode" in value:  # a file from the files collector
+        if value.get("type") == "symlink" and "mode" not in value:  # a link, not followed
+            broken = " (broken)" if value.get("broken") else ""
+            text = f"symlink -> {value.get('link')}{broken}"
+        elif "type" in value and "mode" in value:  # a file from the files collector
             bits = [
                 str(value.get("type")),
                 f"mode {value.get('mode')}",

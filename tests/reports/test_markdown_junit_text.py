@@ -14,6 +14,7 @@ from driftcheck.findings import DriftReport
 from driftcheck.model import SectionResult, SectionStatus
 from driftcheck.pipeline import build_report
 from driftcheck.reports import Format, junit_report, markdown_report, render, text_report
+from driftcheck.reports.common import show_value
 from tests.support.golden_sample import LINES, PIPES, SCRIPT, TICKS, hostile
 from tests.support.helpers import inventory, snapshot
 
@@ -226,3 +227,12 @@ def test_text_shows_markup_and_escapes_as_data() -> None:
     out = text_report.render(_report_with("[bold red]x[/] \x1b]0;pwned\x07"), color=True)
     assert "[bold red]x[/]" in out
     assert "\x1b]0;" not in out and "\\x1b]0;pwned\\x07" in out
+
+
+def test_a_symlink_is_shown_as_where_it_points() -> None:
+    assert show_value({"type": "symlink", "link": "../shadow", "broken": False}) == (
+        "symlink -> ../shadow"
+    )
+    assert show_value({"type": "symlink", "link": "gone", "broken": True}) == (
+        "symlink -> gone (broken)"
+    )
