@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from driftcheck.model import CollectSettings, ParseResult
 from driftcheck.redact import Redactor
+from driftcheck.script import SECTION_MAX_BYTES
 
 #: Why a key that exists could not be read: the collecting user lacks the right.
 DENIED = "permission denied (collect as root or with sudo)"
@@ -37,6 +38,9 @@ class Collector:
     requires: tuple[str, ...] = ()
     #: seconds the section may run on the host, or a function of the parameters
     timeout: float | Callable[[CollectSettings], float] = 60.0
+    #: bytes of stdout the section may send before it is cut (see script.py's caps),
+    #: or a function of the parameters; most sections print far less
+    max_output: int | Callable[[CollectSettings], int] = SECTION_MAX_BYTES
     volatile: tuple[str, ...] = ()
     scrub: Callable[[str, Redactor], str] | None = None
     #: False for collectors whose facts are evidence that explains other findings
@@ -51,6 +55,11 @@ class Collector:
     def timeout_for(self, settings: CollectSettings) -> float:
         """The section's timeout for these inventory parameters."""
         return self.timeout(settings) if callable(self.timeout) else float(self.timeout)
+
+    def max_output_for(self, settings: CollectSettings) -> int:
+        """The section's output cap for these inventory parameters."""
+        cap = self.max_output
+        return cap(settings) if callable(cap) else cap
 
 
 def scrub_prefixed(raw: str, redactor: Redactor, prefix: str = "|") -> str:

@@ -21,6 +21,7 @@ import shlex
 
 from driftcheck.model import SETTING_SEP, CollectSettings, ParseResult
 from driftcheck.redact import REDACTED, Redactor, is_harmless_value, is_secret_name
+from driftcheck.script import HOST_MAX_BYTES, SECTION_MAX_BYTES
 
 from . import config_formats, file_rules
 from .base import Collector, scrub_prefixed
@@ -486,6 +487,15 @@ def parse(raw: str) -> ParseResult:
     return ParseResult(dict(state.facts), state.errors)
 
 
+def content_cap(settings: CollectSettings) -> int:
+    """What the files section may send: room for one full directory of text files at
+    the content limit (``file_max_bytes`` x ``dir_max_files``, 50 MiB with the
+    defaults), never less than any section's cap and never more than half of what a
+    whole host may send (32 MiB), so the other sections still fit."""
+    allowed = settings.file_max_bytes * settings.dir_max_files
+    return min(HOST_MAX_BYTES // 2, max(SECTION_MAX_BYTES, allowed))
+
+
 COLLECTOR = Collector(
     name="files",
     description="configured files, globs and directories (minus collect.exclude): type, mode, "
@@ -495,6 +505,7 @@ COLLECTOR = Collector(
     parse=parse,
     requires=("stat",),
     timeout=lambda s: 30.0 + 2.0 * len(s.files),
+    max_output=content_cap,
     # The full text of a file compared on its content lines: a comment edit is no
     # drift, yet `driftcheck show` has the text (compare.include_volatile compares it).
     volatile=("*" + FULL_TEXT,),

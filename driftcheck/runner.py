@@ -18,8 +18,6 @@ from driftcheck.model import (
 )
 from driftcheck.redact import Redactor
 from driftcheck.script import (
-    HOST_MAX_BYTES,
-    SECTION_MAX_BYTES,
     RawSection,
     Section,
     SectionReader,
@@ -38,38 +36,18 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-#: Sections that print the content of the files the inventory names: what they may
-#: send grows with ``file_max_bytes`` and ``dir_max_files``.
-FILE_CONTENT_SECTIONS = frozenset({"files"})
-
-
-def section_cap(collector: Collector, settings: CollectSettings) -> int:
-    """Bytes of stdout ``collector``'s section may send before it is cut.
-
-    Every section gets :data:`~driftcheck.script.SECTION_MAX_BYTES`; a section of
-    file content gets room for one full directory of text files at the content
-    limit (``file_max_bytes`` x ``dir_max_files``, 50 MiB with the defaults), but
-    never more than half of what a whole host may keep (32 MiB), so the other
-    sections still fit.
-    """
-    if collector.name not in FILE_CONTENT_SECTIONS:
-        return SECTION_MAX_BYTES
-    allowed = settings.file_max_bytes * settings.dir_max_files
-    return min(HOST_MAX_BYTES // 2, max(SECTION_MAX_BYTES, allowed))
-
-
 def plan_sections(
     collectors: Sequence[Collector], settings: CollectSettings, host: Host
 ) -> list[Section]:
     """The sections every host runs, each timeout capped by the host's command timeout,
-    each output by :func:`section_cap`."""
+    each output by the collector's own cap."""
     return [
         Section(
             c.name,
             c.shell_for(settings),
             min(c.timeout_for(settings), host.command_timeout),
             c.requires,
-            section_cap(c, settings),
+            c.max_output_for(settings),
         )
         for c in collectors
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from driftcheck.collectors import Collector
+from driftcheck.collectors import BY_NAME, Collector
 from driftcheck.model import (
     CollectSettings,
     Host,
@@ -24,7 +24,6 @@ from driftcheck.runner import (
     collect_host,
     finish_section,
     plan_sections,
-    section_cap,
 )
 from driftcheck.script import HOST_MAX_BYTES, SECTION_MAX_BYTES, RawSection
 from driftcheck.transports import Transports
@@ -182,9 +181,11 @@ def test_a_section_over_its_cap_is_cut_not_parsed_and_the_rest_is_collected() ->
 
 
 def test_file_content_may_send_what_the_inventory_allows_up_to_half_a_host() -> None:
-    files = Collector("files", "", "true", lines)
-    assert section_cap(ECHO, CollectSettings()) == SECTION_MAX_BYTES
+    files = BY_NAME["files"]
+    assert ECHO.max_output_for(CollectSettings()) == SECTION_MAX_BYTES
     small = CollectSettings(file_max_bytes=4096, dir_max_files=10)
-    assert section_cap(files, small) == SECTION_MAX_BYTES
-    assert section_cap(files, CollectSettings(file_max_bytes=65536)) == 65536 * 200
-    assert section_cap(files, CollectSettings(file_max_bytes=10**9)) == HOST_MAX_BYTES // 2
+    assert files.max_output_for(small) == SECTION_MAX_BYTES
+    assert files.max_output_for(CollectSettings(file_max_bytes=65536)) == 65536 * 200
+    assert files.max_output_for(CollectSettings(file_max_bytes=10**9)) == HOST_MAX_BYTES // 2
+    sections = plan_sections([files], CollectSettings(file_max_bytes=65536), host())
+    assert sections[0].max_bytes == 65536 * 200
