@@ -8,6 +8,7 @@ not drag in YAML, pydantic and rules.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -46,8 +47,25 @@ DEFAULT_DIR_MAX_FILES = 200
 
 
 @dataclass(frozen=True)
+class Jump:
+    """One SSH hop on the way to a host (OpenSSH's ProxyJump): its host key is
+    checked against the target's known_hosts, like the target's own."""
+
+    address: str
+    port: int
+    user: str
+    #: None: the ssh-agent and the default ~/.ssh/id_* keys, as for the target
+    identity_file: Path | None = None
+
+    def label(self) -> str:
+        """``user@address[:port]``, as a user would write the hop."""
+        return f"{self.user}@{self.address}" + ("" if self.port == 22 else f":{self.port}")
+
+
+@dataclass(frozen=True)
 class Host:
-    """A host with its settings resolved (host value, else defaults, else built-in)."""
+    """A host with its settings resolved (host, environment defaults, defaults,
+    ssh_config, built-in: the first that says something)."""
 
     name: str
     environment: str
@@ -55,11 +73,22 @@ class Host:
     address: str
     port: int
     user: str
+    #: None: the ssh-agent and the default ~/.ssh/id_* keys, as OpenSSH tries them
     identity_file: Path | None
     known_hosts: Path
     connect_timeout: float
     command_timeout: float
     transport: str
+    #: "sudo": the collection runs under ``sudo -n`` (never a password prompt)
+    become: str | None = None
+    #: hops to go through, first to last (empty: connect directly)
+    jumps: tuple[Jump, ...] = ()
+    #: only identity_file, never other agent or default keys (IdentitiesOnly)
+    identities_only: bool = False
+    #: the ssh_config file that was read for this host, if any (for error hints)
+    ssh_config: Path | None = None
+    #: setting -> where its value came from ("inventory.yaml:12", "built-in", ...)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

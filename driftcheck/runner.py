@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 
+from driftcheck.become import sudo_refusal
 from driftcheck.collectors import Collector
 from driftcheck.model import (
     CollectSettings,
@@ -124,6 +125,9 @@ def collect_host(
         return _failed(snap, why, names, "host not collected", started)
     try:
         raw = reader.sections(names)
+        refused = _never_started(host, raw, reader, redactor)
+        if refused:
+            return _failed(snap, refused, names, "host not collected", started)
         snap.sections = {c.name: finish_section(c, raw[c.name], redactor) for c in collectors}
     except Exception as exc:
         why = f"internal error while reading the output: {type(exc).__name__}: {exc}"
@@ -131,6 +135,15 @@ def collect_host(
     snap.duration = time.monotonic() - started
     snap.status, snap.error = _host_status(snap, result, host, collectors)
     return snap
+
+
+def _never_started(
+    host: Host, raw: dict[str, RawSection], reader: SectionReader, redactor: Redactor
+) -> str:
+    """Why the script never ran although the login worked (sudo refused), or ""."""
+    if host.become is None or any(r.status is not SectionStatus.MISSING for r in raw.values()):
+        return ""
+    return sudo_refusal(redactor.scrub_text(reader.outside_stderr()), host.user)
 
 
 def _failed(
@@ -191,9 +204,13 @@ def collect_all(
     Results are yielded to the caller's thread so that storage has one writer.
     """
     transports = Transports()
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(hosts) or 1))) as pool:
-        futures = [
-            pool.submit(collect_host, h, collectors, settings, redactor, transports) for h in hosts
-        ]
-        for future in as_completed(futures):
-            yield future.result()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(hosts) or 1))) as pool:
+            futures = [
+                pool.submit(collect_host, h, collectors, settings, redactor, transports)
+                for h in hosts
+            ]
+            for future in as_completed(futures):
+                yield future.result()
+    finally:
+        transports.close()

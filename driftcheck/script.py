@@ -51,6 +51,8 @@ RECEIVE_MAX_BYTES = 1024 * MiB
 #: Stderr of one section: only its end is kept (storage keeps the last 4 KiB, and
 #: the last line says why a command failed).
 STDERR_MAX_BYTES = 64 * KiB
+#: stderr kept from outside every section: enough for what sudo says when it refuses
+OUTSIDE_MAX_BYTES = 4 * KiB
 #: What a cut section keeps of its beginning, in whole lines: never parsed, only
 #: evidence of what the host printed (``show --raw``).
 CUT_EVIDENCE_BYTES = 64 * KiB
@@ -173,6 +175,9 @@ class _Stream:
         self._pattern = re.compile(re.escape(self._marker) + rb" (BEGIN|END) (\S+)(?: (\S+))?")
         self._caps, self._default_cap, self._budget = caps, default_cap, budget
         self.frames: dict[str, _Frame] = {}
+        #: the first bytes outside every frame (stderr only): what sudo or a login
+        #: shell said before the script ever ran
+        self.outside = bytearray()
         self._open: _Frame | None = None
         self._open_name = ""
         self._pending = b""  # bytes that may start a frame line
@@ -267,9 +272,11 @@ class _Stream:
     def _content(self, data: bytes) -> None:
         """Keep what the open frame may keep of ``data``; drop the rest."""
         frame = self._open
+        budget = self._budget
+        if frame is None and budget is None:
+            self.outside += data[: max(0, OUTSIDE_MAX_BYTES - len(self.outside))]
         if frame is None or not data or frame.cut:
             return
-        budget = self._budget
         if budget is None:  # stderr: its end is what tells why a command failed
             frame.content += data
             if len(frame.content) > 2 * frame.cap:  # trimmed now and then, not per chunk
@@ -366,6 +373,11 @@ class SectionReader:
         if self.received > self._receive_max:
             return f"output over {size_text(self._receive_max)} received, stopped reading"
         return ""
+
+    def outside_stderr(self) -> str:
+        """What the host said on stderr outside every section (sudo's complaint,
+        a login banner), its first :data:`OUTSIDE_MAX_BYTES`."""
+        return _decode(self._err.outside)
 
     def sections(self, names: Sequence[str]) -> dict[str, RawSection]:
         """One :class:`RawSection` per expected name (the streams count as ended)."""

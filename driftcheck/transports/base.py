@@ -11,6 +11,16 @@ from driftcheck.script import PATH
 #: environment so nothing from the login session changes what it collects.
 REMOTE_COMMAND = f"env -i PATH={PATH} LC_ALL=C sh -s"
 
+#: The same command under sudo. ``-n``: never a password prompt (a prompt would
+#: wait for the command timeout and could be answered by the script's own stdin);
+#: the absolute path of env is what a sudoers rule names.
+SUDO_COMMAND = f"sudo -n -- /usr/bin/{REMOTE_COMMAND}"
+
+
+def remote_command(become: str | None) -> str:
+    """The command a host runs: :data:`REMOTE_COMMAND`, under sudo with ``become: sudo``."""
+    return SUDO_COMMAND if become == "sudo" else REMOTE_COMMAND
+
 
 @dataclass(frozen=True)
 class CommandResult:

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .base import REMOTE_COMMAND, CommandResult, OutputSink
+from .base import CommandResult, OutputSink, remote_command
 
 _CHUNK = 65536
 #: After a kill, how long output still in the pipes is read.
@@ -80,11 +80,15 @@ class _Pipes:
 class LocalTransport:
     """Runs the script with ``sh -s`` in a new session on this machine."""
 
+    def __init__(self, become: str | None = None) -> None:
+        """``become``: "sudo" to run the script under ``sudo -n``, as on a remote host."""
+        self._argv = shlex.split(remote_command(become))
+
     def run(self, script: str, timeout: float, sink: OutputSink) -> CommandResult:
         """Run ``script``, its output to ``sink``; on timeout (or when the sink hangs
         up) kill its whole session, keeping what output already came."""
         proc = subprocess.Popen(
-            shlex.split(REMOTE_COMMAND),
+            self._argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -172,7 +172,7 @@ def test_changed_host_key_is_refused_before_any_command(lab: Lab, tmp_path: Path
     ("key", "message"),
     [
         ("missing", "does not exist or is not readable"),
-        ("stranger", "authentication as 'root' failed with key"),
+        ("stranger", "refused (offered: identity_file"),
     ],
 )
 def test_bad_identity_is_reported_per_host(
