@@ -374,10 +374,15 @@ class _State:
                     raise _fail(line.where, f"more than {MAX_IDENTITY_FILES} IdentityFiles")
                 self.identities.append(line)
             return
-        # ssh keeps one proxy: whichever of ProxyJump/ProxyCommand comes first wins.
-        slot = "proxy" if keyword in ("proxyjump", "proxycommand") else keyword
-        if slot not in self.first:
-            self.first[slot] = line
+        if keyword == "proxyjump":
+            # ssh's parse_jump(): ignored once either proxy is set; a real jump also sets
+            # ProxyCommand to none, so a later ProxyCommand loses (after "none" it wins).
+            if "proxyjump" in self.first or "proxycommand" in self.first:
+                return
+            if line.args[0].lower() != "none":
+                self.first["proxycommand"] = line
+        if keyword not in self.first:
+            self.first[keyword] = line
             reason = _unfollowed(line)
             if reason:
                 self.warnings.append(f"{line.where}: ignoring '{line.shown}': {reason}")
@@ -551,9 +556,9 @@ def _entry(state: _State) -> SSHConfigEntry:
     tokens = _path_tokens(
         state, hostname or state.name.lower(), port or DEFAULT_PORT, user or state.local.user
     )
-    proxy = first.get("proxy")
+    proxy = first.get("proxyjump")
     jump = None
-    if proxy is not None and proxy.keyword == "proxyjump" and proxy.args[0].lower() != "none":
+    if proxy is not None and proxy.args[0].lower() != "none":
         jump = proxy.args[0]
     only = state.value("identitiesonly")
     sources = {
