@@ -803,3 +803,267 @@ def hosts_from_list(data: Any, where: str) -> list[AnsibleHost]:
         )
     return out
 
+
+
+# ----------------------------------------------------------------------------- connection
+
+#: setting -> the variables that set it, in the ssh connection plugin's order: as in
+#: Ansible's config manager, the last one that is set (not None) wins.
+ALIASES = {
+    "address": ("ansible_host", "ansible_ssh_host"),
+    "port": ("ansible_port", "ansible_ssh_port"),
+    "user": ("ansible_user", "ansible_ssh_user"),
+    "identity_file": ("ansible_private_key_file", "ansible_ssh_private_key_file"),
+}
+#: In the order ssh gets them on its command line; ssh keeps an option's first value.
+SSH_ARGS_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
+SECRET_VARS = (
+    "ansible_password",
+    "ansible_ssh_pass",
+    "ansible_ssh_password",
+    "ansible_become_password",
+    "ansible_become_pass",
+    "ansible_sudo_pass",
+    "ansible_private_key",
+    "ansible_ssh_private_key",
+    "ansible_private_key_passphrase",
+    "ansible_ssh_private_key_passphrase",
+)
+SSH_TRANSPORTS = ("ssh", "paramiko", "paramiko_ssh", "smart")
+#: ssh(1)'s options that take an argument (everything else is a flag, e.g. -A, -q).
+SSH_OPTS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
+TRUE_WORDS = ("y", "yes", "on", "1", "true", "t")
+FALSE_WORDS = ("n", "no", "off", "0", "false", "f")
+
+
+@dataclass
+class _Connection:
+    host: AnsibleHost
+    settings: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    #: ssh keeps the first value of an option: later ones are not followed
+    seen_ssh_options: set[str] = field(default_factory=set)
+
+    def var(self, *names: str) -> tuple[str, Any, str] | None:
+        """The winning (name, value, source) among aliases, refusing templates."""
+        found = None
+        for name in names:
+            if self.host.vars.get(name) is not None:
+                found = (name, self.host.vars[name], self.source(name))
+        if found is not None:
+            literal(self.host.name, *found)
+        return found
+
+    def source(self, name: str) -> str:
+        return self.host.sources.get(name, DYNAMIC_SOURCE)
+
+    def set(self, setting: str, value: Any, source: str) -> None:
+        self.settings[setting] = value
+        self.sources[setting] = source
+
+    def warn(self, name: str, why: str, source: str | None = None) -> None:
+        # Never the value: it may be a password.
+        where = source or self.source(name)
+        self.warnings.append(f"{self.host.name}: {name} ({where}) is not followed: {why}")
+
+
+def literal(host: str, name: str, value: Any, source: str) -> None:
+    """Refuse a value that only Ansible could evaluate (a template, a vaulted string)."""
+    if isinstance(value, VaultedValue):
+        raise fail(
+            source,
+            f"host {host}: {name} is vault-encrypted, which driftcheck cannot decrypt; "
+            "set it literally or use a dynamic inventory",
+        )
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        raise fail(
+            source,
+            f"host {host}: {name} is a Jinja template, which driftcheck cannot evaluate; "
+            "set it literally or use a dynamic inventory",
+        )
+
+
+def connection_settings(host: AnsibleHost) -> ConnectionVars:
+    """driftcheck host settings from one host's ``ansible_*`` connection variables.
+
+    Keys of ``settings``: address, port, user, identity_file, become ("sudo"), proxy_jump,
+    known_hosts, transport. Only variables that are set give a key. What driftcheck does not
+    follow (passwords, agent forwarding, disabled host key checks, other ProxyCommands) is
+    one warning line each; what it cannot do at all (another become method, a connection
+    plugin other than ssh or local, a template) raises :class:`InventoryError`.
+    """
+    conn = _Connection(host)
+    for setting, names in ALIASES.items():
+        found = conn.var(*names)
+        if found is not None:
+            name, value, source = found
+            if setting == "port":
+                value = _port(host.name, name, value, source)
+            conn.set(setting, value if setting == "port" else str(value), source)
+    _transport(conn)
+    _become(conn)
+    for name in SSH_ARGS_VARS:
+        if conn.var(name) is not None:
+            _ssh_args(conn, name)
+    for name in SECRET_VARS:
+        if host.vars.get(name) is not None:
+            conn.warn(name, "driftcheck logs in with SSH keys and runs sudo -n, never a password")
+    checking = conn.var("ansible_host_key_checking", "ansible_ssh_host_key_checking")
+    if checking is not None and _boolean(host.name, *checking) is False:
+        conn.warn(checking[0], "driftcheck always checks host keys against known_hosts")
+    return ConnectionVars(
+        settings=dict(conn.settings), sources=dict(conn.sources), warnings=tuple(conn.warnings)
+    )
+
+
+def _port(host: str, name: str, value: Any, source: str) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise fail(
+            source, f"host {host}: {name} is {value!r}, not a port; set a number 1-65535"
+        )
+    return int(text)
+
+
+def _boolean(host: str, name: str, value: Any, source: str) -> bool:
+    """Ansible's boolean(): yes/no, true/false, on/off, 1/0 and friends."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise fail(source, f"host {host}: {name} is {value!r}, not a boolean; set true or false")
+
+
+def _transport(conn: _Connection) -> None:
+    found = conn.var("ansible_connection")
+    if found is None:
+        return
+    name, value, source = found
+    plugin = str(value).removeprefix("ansible.builtin.")
+    if plugin == "local":
+        conn.set("transport", "local", source)
+    elif plugin in SSH_TRANSPORTS:
+        conn.set("transport", "ssh", source)
+    else:
+        raise fail(
+            source,
+            f"host {conn.host.name}: {name}={value} is not a transport driftcheck has "
+            "(it connects over ssh or runs locally); use ssh or local, or leave the host out",
+        )
+
+
+def _become(conn: _Connection) -> None:
+    found = conn.var("ansible_become")
+    if found is None or not _boolean(conn.host.name, *found):
+        return
+    method = conn.var("ansible_become_method")
+    if method is not None and str(method[1]).removeprefix("ansible.builtin.") != "sudo":
+        raise fail(
+            method[2],
+            f"host {conn.host.name}: {method[0]}={method[1]} is not supported "
+            "(driftcheck becomes root with sudo -n only); use sudo or drop ansible_become",
+        )
+    conn.set("become", "sudo", found[2])
+    user = conn.var("ansible_become_user", "ansible_sudo_user")
+    if user is not None and str(user[1]) != "root":
+        conn.warn(user[0], "driftcheck runs sudo -n as root, never as another user")
+
+
+def ssh_options(tokens: list[str]) -> list[tuple[str, str]]:
+    """ssh(1) command-line options as (letter, argument) pairs, getopt-style.
+
+    ``-J X``, ``-JX``, ``-o K=V``, ``-oK=V`` and clusters such as ``-qA`` all parse; a
+    word that is not an option is returned as ("", word).
+    """
+    out: list[tuple[str, str]] = []
+    words = iter(tokens)
+    for word in words:
+        if not word.startswith("-") or word in ("-", "--"):
+            out.append(("", word))
+            continue
+        for index, letter in enumerate(word[1:], start=1):
+            if letter in SSH_OPTS_WITH_ARG:
+                out.append((letter, word[index + 1 :] or next(words, "")))
+                break
+            out.append((letter, ""))
+    return out
+
+
+def ssh_config_option(text: str) -> tuple[str, str]:
+    """``-o`` text as (lowercased keyword, value): ``K=V``, ``K V`` and ``K = V``."""
+    match = re.match(r"\s*(\w+)\s*(?:=\s*|\s+)(.*)$", text, re.S)
+    if not match:
+        return text.strip().lower(), ""
+    return match.group(1).lower(), match.group(2).strip().strip('"')
+
+
+def _ssh_args(conn: _Connection, name: str) -> None:
+    """Follow ProxyJump and UserKnownHostsFile in one ssh-args variable; warn on the rest."""
+    source = conn.source(name)
+    try:
+        tokens = shlex.split(str(conn.host.vars[name]))
+    except ValueError as error:
+        raise fail(
+            source, f"host {conn.host.name}: {name} cannot be split ({error}); close the quotes"
+        ) from None
+    for letter, argument in ssh_options(tokens):
+        key, value = ("proxyjump", argument) if letter == "J" else ("", "")
+        if letter == "o":
+            key, value = ssh_config_option(argument)
+        elif letter == "A":
+            key, value = "forwardagent", "yes"
+        _ssh_option(conn, name, source, key, value)
+
+
+def _ssh_option(conn: _Connection, name: str, source: str, key: str, value: str) -> None:
+    first = key not in conn.seen_ssh_options
+    conn.seen_ssh_options.add(key)
+    if key == "proxyjump" and first and value.lower() != "none":
+        conn.set("proxy_jump", value, source)
+    elif key == "proxycommand" and first and value.lower() != "none":
+        _proxy_command(conn, name, source, value)
+    elif key == "userknownhostsfile" and first:
+        path = (value.split() or [""])[0]
+        if path == "/dev/null":
+            conn.warn(name, "UserKnownHostsFile=/dev/null; driftcheck always checks host keys")
+        elif path:
+            conn.set("known_hosts", path, source)
+    elif key == "stricthostkeychecking" and value.lower() not in ("yes", "ask"):
+        conn.warn(name, f"StrictHostKeyChecking={value}; driftcheck always checks host keys")
+    elif key == "forwardagent" and value.lower() not in ("no", "false"):
+        conn.warn(name, "ForwardAgent/-A; driftcheck never forwards the SSH agent")
+
+
+def _proxy_command(conn: _Connection, name: str, source: str, command: str) -> None:
+    """``ssh -W %h:%p [-q] [-p PORT] [-i KEY] [user@]bastion`` is a ProxyJump in disguise."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    parsed = ssh_options(words[1:]) if words and os.path.basename(words[0]) == "ssh" else []
+    options = {letter: argument for letter, argument in parsed if letter}
+    targets = [argument for letter, argument in parsed if not letter]
+    if (
+        options.get("W") != "%h:%p"
+        or set(options) - {"W", "q", "p", "i"}
+        or len(targets) != 1
+        or not options.get("p", "22").isdigit()
+    ):
+        conn.warn(
+            name,
+            "only a ProxyCommand 'ssh -W %h:%p [-q] [-p PORT] [-i KEY] [user@]host' "
+            "translates to ProxyJump; write -J HOST (ProxyJump) instead",
+        )
+        return
+    port = f":{options['p']}" if "p" in options else ""
+    conn.set("proxy_jump", f"{targets[0]}{port}", f"{source} (ProxyCommand as ProxyJump)")
+    if "i" in options:
+        conn.warn(
+            name,
+            "the ProxyCommand's -i KEY for the jump host; ProxyJump uses your ssh "
+            "config and agent for it",
+        )
