@@ -27,11 +27,13 @@ from rich.progress import (
 )
 
 from driftcheck import service
+from driftcheck.become import sudoers_lines
 from driftcheck.collectors import BY_NAME, REGISTRY
 from driftcheck.errors import DriftcheckError
 from driftcheck.findings import DriftReport
+from driftcheck.hostconfig import host_settings
 from driftcheck.inventory import Inventory, load_inventory
-from driftcheck.model import HostSnapshot, HostStatus, SectionResult
+from driftcheck.model import Host, HostSnapshot, HostStatus, SectionResult
 from driftcheck.output import write_atomically
 from driftcheck.printable import printable, printable_json
 from driftcheck.redact import Redactor
@@ -262,8 +264,16 @@ def _report_and_exit(inv: Inventory, store: Store, targets: list[Target], quiet:
     raise typer.Exit(rep.exit_code)
 
 
+def _load(inventory: Path) -> Inventory:
+    """The inventory, its warnings (settings not followed) on stderr, once each."""
+    inv = load_inventory(inventory)
+    for warning in inv.warnings:
+        _err(f"warning: {warning}")
+    return inv
+
+
 def _open(inventory: Path, db: str | None) -> tuple[Inventory, Store]:
-    return load_inventory(inventory), Store(db)
+    return _load(inventory), Store(db)
 
 
 @app.command()
@@ -319,22 +329,61 @@ def check(
 
 @app.command()
 @friendly
-def hosts(inventory: InventoryOpt = Path("inventory.yaml"), db: DbOpt = None) -> None:
-    """List the inventory's hosts with the status of their last collection."""
+def hosts(
+    inventory: InventoryOpt = Path("inventory.yaml"),
+    db: DbOpt = None,
+    brief: Annotated[
+        bool, typer.Option("--brief", help="One line per host, without the settings.")
+    ] = False,
+) -> None:
+    """List the hosts, how each is reached and where every setting came from, with the
+    status of its last collection."""
     inv, store = _open(inventory, db)
-    typer.echo(
-        f"{'HOST':<24} {'ENVIRONMENT':<12} {'ROLES':<16} {'ADDRESS':<22} "
-        f"{'LAST COLLECTED':<26} STATUS"
-    )
     for h in inv.hosts:
         snap = store.latest_snapshot(h.name)
-        where = "local" if h.transport == "local" else f"{h.address}:{h.port}"
-        when = snap.collected_at if snap else "never"
-        status = snap.status.value if snap else "-"
+        status = f"{snap.status.value} at {snap.collected_at}" if snap else "never collected"
         if snap and snap.error:
             status += f" ({snap.error})"
-        line = f"{h.name:<24} {h.environment:<12} {','.join(h.roles):<16} {where:<22} {when:<26}"
-        typer.echo(printable(f"{line} {status}", one_line=True))
+        typer.echo(
+            printable(
+                f"{h.name}  [{h.environment}: {','.join(h.roles)}]  {_reach(h)}  {status}",
+                one_line=True,
+            )
+        )
+        if not brief:
+            for key, value in host_settings(h):
+                where = h.sources.get(key, "")
+                typer.echo(printable(f"    {key:<16} {value:<40} {where}", one_line=True))
+
+
+def _reach(h: Host) -> str:
+    """How a host is reached, in one phrase."""
+    if h.transport == "local":
+        return "local" + (" (sudo)" if h.become else "")
+    via = "".join(f" via {j.label()}" for j in h.jumps)
+    return f"{h.user}@{h.address}:{h.port}{via}" + (" (sudo)" if h.become else "")
+
+
+@app.command()
+@friendly
+def sudoers(inventory: InventoryOpt = Path("inventory.yaml")) -> None:
+    """Print the sudoers rule(s) the become: sudo hosts need (for /etc/sudoers.d/driftcheck).
+
+    The rule allows exactly the collection command, without a password. That
+    command is a shell reading its script on stdin: whoever may log in as that
+    user can run anything as root with it (see the README).
+    """
+    inv = _load(inventory)
+    lines = sudoers_lines(inv.hosts)
+    if not lines:
+        _err("no host of this inventory has become: sudo; no sudoers rule is needed")
+        raise typer.Exit(0)
+    typer.echo("# /etc/sudoers.d/driftcheck (mode 0440; check it with visudo -cf FILE)")
+    typer.echo("# Lets driftcheck run its collection command as root without a password.")
+    typer.echo("# That command is a shell reading its script on stdin: it is root for")
+    typer.echo("# whoever can log in as this user. Guard that login (see the README).")
+    for line in lines:
+        typer.echo(line)
 
 
 class ShowFormat(StrEnum):

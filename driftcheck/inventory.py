@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from driftcheck.ansible_hosts import ansible_drafts
 from driftcheck.collectors import BY_NAME
 from driftcheck.collectors.file_rules import exclude_error
 from driftcheck.errors import InventoryError
+from driftcheck.hostconfig import SETTINGS, HostDraft, HostResolver, Layer
 from driftcheck.model import (
     DEFAULT_DIR_MAX_FILES,
     DEFAULT_FILE_MAX_BYTES,
@@ -38,20 +40,36 @@ _PATTERN_HINTS = {
 }
 
 
+_Text = Annotated[str, Field(min_length=1)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False)
 
 
-class HostSettings(_Strict):
-    """Connection settings that ``defaults`` provides and each host may override."""
+_User = Annotated[str, Field(pattern=r"^[^\s@:]+$")]
+_Hop = Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
 
-    user: str | None = None
+
+class HostSettings(_Strict):
+    """Connection settings that ``defaults`` and ``environments.<env>.defaults``
+    provide and each host may override."""
+
+    user: _User | None = None
     port: Annotated[int, Field(ge=1, le=65535, strict=True)] | None = None
-    identity_file: str | None = None
-    known_hosts: str | None = None
+    identity_file: _Text | None = None
+    identities_only: Annotated[bool, Field(strict=True)] | None = None
+    known_hosts: _Text | None = None
     connect_timeout: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] | None = None
     command_timeout: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] | None = None
     transport: Literal["ssh", "local"] | None = None
+    #: "sudo": collect under sudo -n; "none" undoes a default
+    become: Literal["sudo", "none"] | None = None
+    #: "[user@]host[:port]" or an inventory host name, or several (a list, or
+    #: comma-separated as in OpenSSH); "none" undoes a default
+    proxy_jump: _Hop | Annotated[list[_Hop], Field(min_length=1)] | None = None
+    #: true: read ~/.ssh/config; a path: read that file; false: read none
+    ssh_config: Annotated[bool, Field(strict=True)] | _Text | None = None
 
 
 class HostEntry(HostSettings):
@@ -62,9 +80,23 @@ class HostEntry(HostSettings):
 
 
 class EnvironmentModel(_Strict):
-    """One environment: its hosts by name."""
+    """One environment: its hosts by name, and settings for all of them."""
 
-    hosts: dict[Annotated[str, Field(pattern=_NAME)], HostEntry]
+    defaults: HostSettings = HostSettings()
+    hosts: dict[Annotated[str, Field(pattern=_NAME)], HostEntry] = {}
+
+
+class AnsibleModel(_Strict):
+    """Hosts taken from an Ansible inventory, its groups mapped to ours."""
+
+    #: INI, YAML, a directory or a dynamic inventory; relative to this file
+    inventory: _Text
+    #: driftcheck environment -> the Ansible group (or groups) of its hosts
+    environments: Annotated[
+        dict[Annotated[str, Field(pattern=_NAME)], _Text | list[_Text]], Field(min_length=1)
+    ]
+    #: Ansible groups that are roles; default: every other group of those hosts
+    roles: Annotated[list[_Text], Field(min_length=1)] | None = None
 
 
 class CompareModel(_Strict):
@@ -74,9 +106,6 @@ class CompareModel(_Strict):
     targets: Annotated[list[str], Field(min_length=1)]
     #: collector -> key globs that are volatile by default but must be compared here
     include_volatile: dict[str, list[str]] = {}
-
-
-_Text = Annotated[str, Field(min_length=1)]
 
 
 class AppSourceModel(_Strict):
@@ -103,7 +132,8 @@ class InventoryModel(_Strict):
     """The whole inventory file."""
 
     defaults: HostSettings = HostSettings()
-    environments: dict[Annotated[str, Field(pattern=_NAME)], EnvironmentModel]
+    environments: dict[Annotated[str, Field(pattern=_NAME)], EnvironmentModel] = {}
+    ansible: AnsibleModel | None = None
     compare: CompareModel
     collect: CollectModel = CollectModel()
     rules: RulesModel = RulesModel()
@@ -120,6 +150,8 @@ class Inventory:
     collect: CollectSettings
     include_volatile: tuple[tuple[str, tuple[str, ...]], ...] = ()
     rules: Rules = field(default_factory=Rules)
+    #: one line each: settings found but not followed (ssh_config, Ansible)
+    warnings: tuple[str, ...] = ()
 
     def host(self, name: str) -> Host:
         """Return the host called ``name`` or raise a user-facing error."""
@@ -136,16 +168,6 @@ class Inventory:
     def hosts_in(self, environments: Sequence[str], role: str) -> list[Host]:
         """Hosts of the given environments that carry ``role``."""
         return [h for h in self.hosts if h.environment in environments and role in h.roles]
-
-
-_BUILTIN = {
-    "user": "root",
-    "port": 22,
-    "known_hosts": "~/.ssh/known_hosts",
-    "connect_timeout": 10.0,
-    "command_timeout": 120.0,
-    "transport": "ssh",
-}
 
 
 def load_inventory(path: str | Path) -> Inventory:
@@ -324,8 +346,11 @@ def _line(root: yaml.Node, *loc: int | str) -> int:
 def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
     """The validated model as an :class:`Inventory`, after the checks that need more
     than one part of the file (names that must exist, roles on both sides)."""
-    _check_compare(model, root, path)
-    hosts = _resolve_hosts(model, root, path)
+    warnings: list[str] = []
+    drafts = _drafts(model, root, path, warnings)
+    _check_compare(model, drafts, root, path)
+    resolver = HostResolver(path.parent)
+    hosts = resolver.resolve(drafts)
     _check_roles(model, hosts, root, path)
     collect = _resolve_collect(model.collect, root, path)
     for name in model.compare.include_volatile:
@@ -351,12 +376,17 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
         collect,
         include,
         rules,
+        tuple(dict.fromkeys([*warnings, *resolver.warnings])),
     )
 
 
-def _check_compare(model: InventoryModel, root: yaml.Node, path: Path) -> None:
+def _check_compare(
+    model: InventoryModel, drafts: Sequence[HostDraft], root: yaml.Node, path: Path
+) -> None:
     """compare.reference and compare.targets name distinct environments with hosts."""
-    envs = model.environments
+    envs = [*model.environments, *(model.ansible.environments if model.ansible else ())]
+    envs = list(dict.fromkeys(envs))
+    populated = {d.environment for d in drafts}
     ref = model.compare.reference
     if ref not in envs:
         raise InventoryError(
@@ -369,10 +399,15 @@ def _check_compare(model: InventoryModel, root: yaml.Node, path: Path) -> None:
             "twice; list each once"
         )
     for env_name in [ref, *model.compare.targets]:
-        if env_name in envs and not envs[env_name].hosts:
+        if env_name in envs and env_name not in populated:
+            where = (
+                _line(root, "environments", env_name)
+                if env_name in model.environments
+                else _line(root, "ansible", "environments", env_name)
+            )
             raise InventoryError(
-                f"{path}:{_line(root, 'environments', env_name)}: environment {env_name!r} has "
-                "no hosts, so nothing would be compared; add its hosts"
+                f"{path}:{where}: environment {env_name!r} has no hosts, so nothing would be "
+                "compared; add its hosts"
             )
     for i, target in enumerate(model.compare.targets):
         if target not in envs:
@@ -387,21 +422,49 @@ def _check_compare(model: InventoryModel, root: yaml.Node, path: Path) -> None:
             )
 
 
-def _resolve_hosts(model: InventoryModel, root: yaml.Node, path: Path) -> list[Host]:
-    """Every host with its settings resolved; a name used in two environments fails."""
-    hosts: list[Host] = []
+def _drafts(
+    model: InventoryModel, root: yaml.Node, path: Path, warnings: list[str]
+) -> list[HostDraft]:
+    """Every host with its layers of settings; a name used twice fails."""
+    defaults = _layer(model.defaults, root, path, "defaults")
+    env_layers = {
+        name: _layer(env.defaults, root, path, "environments", name, "defaults")
+        for name, env in model.environments.items()
+    }
+    drafts: list[HostDraft] = []
     seen: dict[str, str] = {}
     for env_name, env in model.environments.items():
         for name, entry in env.hosts.items():
-            if name in seen:
-                raise InventoryError(
-                    f"{path}:{_line(root, 'environments', env_name, 'hosts', name)}: host "
-                    f"{name!r} is also defined in environment {seen[name]!r}; host names "
-                    "must be unique, rename one"
-                )
-            seen[name] = env_name
-            hosts.append(_resolve_host(name, env_name, entry, model.defaults))
-    return hosts
+            where = f"{path}:{_line(root, 'environments', env_name, 'hosts', name)}"
+            _unique(name, env_name, where, seen)
+            own = _layer(entry, root, path, "environments", env_name, "hosts", name)
+            layers = (own, env_layers[env_name], defaults)
+            drafts.append(HostDraft(name, env_name, tuple(entry.roles), layers))
+    if model.ansible is not None:
+        where = f"{path}:{_line(root, 'ansible', 'inventory')}"
+        for draft in ansible_drafts(model.ansible, path.parent, where, warnings):
+            _unique(draft.name, draft.environment, f"{where} (Ansible)", seen)
+            rest = (env_layers.get(draft.environment, _EMPTY), defaults)
+            drafts.append(replace(draft, layers=(*draft.layers, *rest)))
+    return drafts
+
+
+_EMPTY = Layer({}, {})
+
+
+def _unique(name: str, env_name: str, where: str, seen: dict[str, str]) -> None:
+    if name in seen:
+        raise InventoryError(
+            f"{where}: host {name!r} is also defined in environment {seen[name]!r}; host "
+            "names must be unique, rename one"
+        )
+    seen[name] = env_name
+
+
+def _layer(settings: BaseModel, root: yaml.Node, path: Path, *loc: str) -> Layer:
+    """The settings one mapping of the file gives, each with its file:line."""
+    values = {k: v for k in SETTINGS if (v := getattr(settings, k, None)) is not None}
+    return Layer(values, {k: f"{path}:{_line(root, *loc, k)}" for k in values})
 
 
 def _check_roles(model: InventoryModel, hosts: list[Host], root: yaml.Node, path: Path) -> None:
@@ -482,35 +545,3 @@ def _app_source(name: str, spec: str | AppSourceModel, root: yaml.Node, path: Pa
             "an absolute path"
         )
     return AppSource(name, _APP_KINDS[kind], value)
-
-
-def _resolve_host(name: str, env: str, entry: HostEntry, defaults: HostSettings) -> Host:
-    def pick(key: str) -> Any:
-        for source in (entry, defaults):
-            value = getattr(source, key)
-            if value is not None:
-                return value
-        return _BUILTIN.get(key)
-
-    identity = pick("identity_file")
-    try:
-        identity_path = Path(identity).expanduser() if identity else None
-        known_hosts = Path(str(pick("known_hosts"))).expanduser()
-    except RuntimeError as exc:  # "~nosuchuser/..."
-        raise InventoryError(
-            f"host {name!r}: cannot expand a ~ path ({exc}); write the path in full"
-        ) from None
-    return Host(
-        name=name,
-        environment=env,
-        roles=tuple(entry.roles),
-        # Like ssh itself, a host without an address is reached by its name.
-        address=entry.address or name,
-        port=int(pick("port")),
-        user=str(pick("user")),
-        identity_file=identity_path,
-        known_hosts=known_hosts,
-        connect_timeout=float(pick("connect_timeout")),
-        command_timeout=float(pick("command_timeout")),
-        transport=str(pick("transport")),
-    )

@@ -68,6 +68,8 @@ class Login:
     identities_only: bool
     known_hosts: Path
     connect_timeout: float
+    #: said when the address does not resolve: whether ssh_config was read
+    resolve_hint: str = ""
 
     @property
     def key_name(self) -> str:
@@ -82,9 +84,13 @@ class Login:
 
 def host_login(h: Host) -> Login:
     """The login of ``h`` itself (its jump hosts each have their own)."""
+    if h.ssh_config is None:
+        hint = "ssh_config is not read: if it is a Host alias there, set ssh_config: true"
+    else:
+        hint = f"no Host alias in {h.ssh_config} gives it a HostName either"
     return Login(
         h.name, h.address, h.port, h.user, h.identity_file, h.identities_only,
-        h.known_hosts, h.connect_timeout,
+        h.known_hosts, h.connect_timeout, hint,
     )  # fmt: skip
 
 
@@ -118,7 +124,8 @@ def open_tcp(login: Login) -> socket.socket:
             f"connection to {where} timed out after {login.connect_timeout:g}s"
         ) from None
     except socket.gaierror as exc:
-        raise TransportError(f"cannot resolve {login.address!r}: {exc.strerror}") from None
+        hint = f" ({login.resolve_hint})" if login.resolve_hint else ""
+        raise TransportError(f"cannot resolve {login.address!r}: {exc.strerror}{hint}") from None
     except UnicodeError:
         raise TransportError(
             f"{login.address!r} is not a valid host name; fix the address"
