@@ -146,6 +146,13 @@ class _Keys:
     pkey: paramiko.PKey | None
     allow_agent: bool
     look_for_keys: bool
+    #: the agent connection ``pkey`` signs through; closed after the login
+    agent: paramiko.Agent | None = None
+
+    def close(self) -> None:
+        """Let go of the agent connection, if one was opened for ``pkey``."""
+        if self.agent is not None:
+            self.agent.close()
 
     def offered(self) -> str:
         """What was offered, for a refusal message."""
@@ -188,17 +195,20 @@ def _keys(login: Login) -> _Keys:
         return _Keys(files, None, agent, False)
     # IdentitiesOnly still lets the agent sign for this very key (an encrypted
     # key file, unlocked in the agent): ssh matches it by the .pub file.
-    return _Keys(files, _agent_copy(login.identity_file), False, False)
-
-
-def _agent_copy(identity: Path) -> paramiko.PKey | None:
-    """The agent's key for ``identity`` (matched through ``identity.pub``), if any."""
     try:
-        blob = Path(f"{identity}.pub").read_text().split()[1]
-        keys = _agent_keys()
-    except (OSError, IndexError, paramiko.SSHException):
-        return None
-    return next((k for k in keys if k.get_base64() == blob), None)
+        blob = Path(f"{login.identity_file}.pub").read_text().split()[1]
+    except (OSError, IndexError):
+        return _Keys(files, None, False, False)
+    if not agent:
+        return _Keys(files, None, False, False)
+    try:
+        # The key signs through this connection: it stays open until the login ends
+        # (one per login, since an agent connection carries one request at a time).
+        conn = paramiko.Agent()
+    except paramiko.SSHException:
+        return _Keys(files, None, False, False)
+    key = next((k for k in conn.get_keys() if k.get_base64() == blob), None)
+    return _Keys(files, key, False, False, conn)
 
 
 class _Watchdog:
@@ -255,6 +265,8 @@ def connect(login: Login, sock: Sock, known_hosts: KnownHosts, started: float) -
         if watchdog.stop():
             raise TransportError(_timed_out(login, conn, policy)) from None
         raise TransportError(handshake_error(login, exc, keys)) from None
+    finally:
+        keys.close()
     if watchdog.stop():  # struck just as the login finished: it is closed now
         raise TransportError(_timed_out(login, conn, policy))
     return conn
