@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import secrets
 import shlex
 import socket
 import subprocess
@@ -36,7 +37,13 @@ from driftcheck.lab.commands import one_line, run
 from driftcheck.lab.errors import LabError
 from driftcheck.lab.names import LAB_ADDRESS, netns_name
 from driftcheck.lab.packages import Wanted, apply_packages
-from driftcheck.lab.provision import fresh_root_home, key_only, keygen, provision_script
+from driftcheck.lab.provision import (
+    fresh_root_home,
+    key_only,
+    keygen,
+    provision_script,
+    sudo_user_script,
+)
 from driftcheck.lab.runtime import HostRuntime
 from driftcheck.lab.spec import LabHostSpec, ModuleLine, parse_modules
 from driftcheck.lab.state import LabState
@@ -51,8 +58,6 @@ _SSHD_ARGS: tuple[str, ...] = (
     "-e",
     "-h",
     "/etc/ssh/ssh_host_ed25519_key",
-    "-o",
-    "PermitRootLogin=prohibit-password",
     "-o",
     "PubkeyAuthentication=yes",
     "-o",
@@ -121,6 +126,13 @@ class HostBuilder:
         rt.run(["/bin/sh", "-s"], input=provision_script(spec, host_key, self._identity_pub))
         if spec.packages:
             apply_packages(rt, self._debs)
+        if spec.login != "root":
+            if spec.login == "sudo-password":
+                rt.sudo_password = secrets.token_urlsafe(12)
+            rt.run(
+                ["/bin/sh", "-s"],
+                input=sudo_user_script(spec, self._identity_pub, rt.sudo_password),
+            )
         if spec.sysctls:
             self._set_sysctls(rt)
         if spec.kernel_state:
@@ -270,7 +282,7 @@ class HostBuilder:
             self._spawn(rt, [*rt.enter(), *_HOLD_ARGS], pass_fds=(sock.fileno(),))
 
     def _start_listener(self, rt: HostRuntime) -> None:
-        inner = _HANG_ARGS if rt.spec.fault == "hang" else _SSHD_ARGS
+        inner = _HANG_ARGS if rt.spec.fault == "hang" else sshd_argv(rt.spec)
         command = " ".join([*rt.enter(), *inner])
         if len(command) > _SOCAT_MAX_EXEC:  # cannot happen with the fixed paths; be loud if it does
             raise LabError(f"socat EXEC command too long ({len(command)} bytes): {command[:80]}...")
@@ -309,6 +321,13 @@ class HostBuilder:
         raise LabError(
             f"socat listener for {rt.spec.name} did not start: {last_error or 'no output'}"
         )
+
+
+def sshd_argv(spec: LabHostSpec) -> list[str]:
+    """The sshd command (inetd mode) that serves one connection to ``spec``'s host."""
+    # The sudo logins: root must not get in even with a key, as on such hosts.
+    permit_root = "prohibit-password" if spec.login == "root" else "no"
+    return [*_SSHD_ARGS, "-o", f"PermitRootLogin={permit_root}"]
 
 
 def kernel_state_script(

@@ -23,6 +23,7 @@ from driftcheck.lab.host import HostBuilder
 from driftcheck.lab.names import (
     LAB_ADDRESS,
     LAB_ID_PATTERN,
+    LAB_SUDO_USER,
     NETNS_PREFIX,
     STATE_DIR,
     new_lab_id,
@@ -225,12 +226,16 @@ class Lab:
         for fut in futures:
             rt = fut.result()
             self._runtime[rt.spec.name] = rt
+            sudo = rt.spec.login != "root"
             self.hosts[rt.spec.name] = LabHost(
                 spec=rt.spec,
                 address=LAB_ADDRESS,
                 port=rt.port,
                 host_public_key=rt.host_public_key,
                 netns=rt.netns,
+                user=LAB_SUDO_USER if sudo else "root",
+                become="sudo" if sudo else None,
+                sudo_password=rt.sudo_password,
             )
         lines = [
             f"[{LAB_ADDRESS}]:{rt.port} {rt.known_hosts_key}\n" for rt in self._runtime.values()
@@ -274,6 +279,7 @@ class Lab:
     def inventory(self, collect: Mapping[str, object] | None = None) -> dict[str, Any]:
         """The project's inventory mapping for this lab.
 
+        A host with a sudo login has ``user`` and ``become: sudo`` in its entry.
         ``compare.reference`` is ``production`` when present (else the first
         environment); every other environment is a target.
         """
@@ -281,7 +287,7 @@ class Lab:
             raise LabError("the lab is not up")
         envs: dict[str, dict[str, Any]] = {}
         for host in self.hosts.values():
-            entry = {"address": host.address, "port": host.port, "roles": list(host.spec.roles)}
+            entry = _inventory_entry(host)
             envs.setdefault(host.spec.environment, {"hosts": {}})["hosts"][host.spec.name] = entry
         reference = "production" if "production" in envs else next(iter(envs))
         ordered = {reference: envs[reference], **{k: v for k, v in envs.items() if k != reference}}
@@ -346,8 +352,13 @@ class Lab:
 
     def ssh_command(self, host: str, command: str, connect_timeout: int = 5) -> list[str]:
         """argv for the system OpenSSH client to run ``command`` on ``host``."""
-        port = self.hosts[host].port if host in self.hosts else self._host(host).port
-        return ssh_argv(self.identity_file, self.known_hosts, port, command, connect_timeout)
+        if host in self.hosts:
+            port, user = self.hosts[host].port, self.hosts[host].user
+        else:  # a host of a lab still coming up
+            port, user = self._host(host).port, "root"
+        return ssh_argv(
+            self.identity_file, self.known_hosts, port, command, connect_timeout, user=user
+        )
 
     def upper_dir(self, host: str) -> Path:
         """The overlay upper directory of ``host``: every change it made to its root."""
@@ -357,6 +368,20 @@ class Lab:
         """The listener/sshd log of ``host`` (sshd runs with ``-e``)."""
         path = self._host(host).log_path
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _inventory_entry(host: LabHost) -> dict[str, Any]:
+    """One host's entry in :meth:`Lab.inventory`."""
+    entry: dict[str, Any] = {
+        "address": host.address,
+        "port": host.port,
+        "roles": list(host.spec.roles),
+    }
+    if host.user != "root":
+        entry["user"] = host.user
+    if host.become is not None:
+        entry["become"] = host.become
+    return entry
 
 
 def _cleanup_stale_with_warning() -> None:
@@ -388,9 +413,15 @@ atexit.register(_down_live_labs)
 
 
 def ssh_argv(
-    identity: Path, known_hosts: Path, port: int, command: str, connect_timeout: int = 5
+    identity: Path,
+    known_hosts: Path,
+    port: int,
+    command: str,
+    connect_timeout: int = 5,
+    *,
+    user: str = "root",
 ) -> list[str]:
-    """argv for the system OpenSSH client to run ``command`` on a lab host's ``port``.
+    """argv for the system OpenSSH client to run ``command`` as ``user`` on a lab host's ``port``.
 
     Strict host key checking against the lab's known_hosts; ``-F /dev/null``
     keeps the caller's ssh config out of the picture.
@@ -399,5 +430,5 @@ def ssh_argv(
         "ssh", "-F", "/dev/null", "-i", str(identity),
         "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
         "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
-        "-p", str(port), f"root@{LAB_ADDRESS}", command,
+        "-p", str(port), f"{user}@{LAB_ADDRESS}", command,
     ]  # fmt: skip

@@ -19,6 +19,8 @@ STATE_DIR = Path("/run/driftcheck-lab")
 NETNS_PREFIX = "dclab-"
 #: The only address the lab ever listens on or hands out.
 LAB_ADDRESS = "127.0.0.1"
+#: The user that lab hosts with a sudo login (LabHostSpec.login) log in as.
+LAB_SUDO_USER = "dc"
 
 LAB_ID_PATTERN = r"[0-9a-f]{8}"
 _STATE = re.escape(str(STATE_DIR))

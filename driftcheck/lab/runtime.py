@@ -29,6 +29,8 @@ class HostRuntime:
     port: int = 0
     host_public_key: str = ""
     known_hosts_key: str = ""
+    #: The sudo user's password (login "sudo-password" only).
+    sudo_password: str | None = None
     #: The socat listener, or the port holder of a "down" host.
     process: subprocess.Popen[bytes] | None = None
 

@@ -19,6 +19,12 @@ from driftcheck.lab.errors import LabError
 Fault = Literal["down", "hang", "wrong_host_key"]
 FAULTS: tuple[str, ...] = get_args(Fault)
 
+#: How a client logs into a lab host: as root, or as the sudo user
+#: (:data:`~driftcheck.lab.names.LAB_SUDO_USER`) whose sudo needs nothing, a
+#: password, or a tty.
+Login = Literal["root", "sudo", "sudo-password", "sudo-requiretty"]
+LOGINS: tuple[str, ...] = get_args(Login)
+
 _NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _ENV_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _OWNER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
@@ -220,6 +226,13 @@ def check_fault(host: str, fault: object) -> Fault | None:
     return fault  # type: ignore[return-value]
 
 
+def check_login(host: str, login: object) -> Login:
+    """One of :data:`LOGINS`."""
+    if login not in LOGINS:
+        raise LabError(f"unknown login {login!r} for host {host}; use one of {', '.join(LOGINS)}")
+    return login  # type: ignore[return-value]
+
+
 def check_release(host: str, release: object) -> str | None:
     """None (the machine's own root) or one of :data:`RELEASES`."""
     if release is None:
@@ -256,6 +269,11 @@ class LabHostSpec:
     ``release`` names a Debian release (one of :data:`RELEASES`) whose own
     root tree, built once by debootstrap, is the host's lower layer instead
     of the machine's ``/``; None keeps the machine's root.
+    ``login`` is how a client logs in: "root" with the lab's key, or (the
+    sudo kinds) as the user ``dc`` with that key while root cannot log in at
+    all; dc's sudo then needs nothing ("sudo"), dc's password
+    ("sudo-password", see ``LabHost.sudo_password``) or a tty
+    ("sudo-requiretty").
     """
 
     name: str
@@ -269,6 +287,7 @@ class LabHostSpec:
     packages: Mapping[str, str | None] = field(default_factory=_empty, hash=False)
     kernel_state: Mapping[str, str] = field(default_factory=_empty, hash=False)
     release: str | None = None
+    login: Login = "root"
 
     def __post_init__(self) -> None:
         name = check_host_name(self.name)
@@ -287,6 +306,7 @@ class LabHostSpec:
             check_package(package, version, f" on host {name}")
         check_fault(name, self.fault)
         check_release(name, self.release)
+        check_login(name, self.login)
         kernel_state = {
             path: check_kernel_state(name, path, text) for path, text in self.kernel_state.items()
         }
@@ -311,3 +331,9 @@ class LabHost:
     host_public_key: str = ""
     #: Name of the host's network namespace (for ``ip netns exec``).
     netns: str = ""
+    #: Who a client logs in as: "root", or LAB_SUDO_USER for the sudo logins.
+    user: str = "root"
+    #: How that user becomes root: None (it is root) or "sudo".
+    become: str | None = None
+    #: The sudo user's password (login "sudo-password" only; sudo asks for it).
+    sudo_password: str | None = field(default=None, repr=False)
