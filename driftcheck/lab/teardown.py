@@ -19,6 +19,7 @@ from driftcheck.lab.names import (
     NETNS_PREFIX,
     NETNS_RE,
     process_marker,
+    run_dir,
     safe_to_remove,
     state_file,
 )
@@ -43,12 +44,16 @@ from driftcheck.lab.system import (
 MARKED_COMMANDS = frozenset({"socat", "nsenter"})
 
 
-def carries_marker(pid: int, marker: str) -> bool:
-    """True for a socat/nsenter process whose command line names ``marker``."""
-    return comm(pid) in MARKED_COMMANDS and marker in cmdline(pid)
+def carries_marker(pid: int, marker: str | tuple[str, ...]) -> bool:
+    """True for a socat/nsenter process whose command line names ``marker`` (or one of them)."""
+    markers = (marker,) if isinstance(marker, str) else marker
+    if comm(pid) not in MARKED_COMMANDS:
+        return False
+    line = cmdline(pid)
+    return any(m in line for m in markers)
 
 
-def _lab_processes(record: LabRecord, marker: str) -> dict[int, int]:
+def _lab_processes(record: LabRecord, marker: tuple[str, ...]) -> dict[int, int]:
     """pid -> start time of every live process that belongs to the lab.
 
     A process belongs to the lab when it is one of the recorded pids (same
@@ -96,7 +101,9 @@ def _lab_processes(record: LabRecord, marker: str) -> dict[int, int]:
 
 def kill_lab_processes(record: LabRecord) -> tuple[list[str], list[str]]:
     """SIGKILL every process of the lab; return (what was removed, errors)."""
-    marker = process_marker(record.lab_id)
+    # The run dir marks what enters a host without entering a network
+    # namespace (a bastion in the machine's network).
+    marker = (process_marker(record.lab_id), f"{run_dir(record.lab_id)}/")
     removed: list[str] = []
     errors: list[str] = []
     # Repeat: a listener killed mid-fork may leave a child that enters the
