@@ -68,6 +68,22 @@ _SSHD_ARGS: tuple[str, ...] = (
 # never sends the SSH banner.  It runs inside the host's namespaces so teardown
 # finds it by namespace membership even after its socat parent is gone.
 _HANG_ARGS: tuple[str, ...] = ("sleep", "3600")
+# What a "banner_stall" host sends per connection before it falls silent: a
+# valid identification line (RFC 4253 4.2), then nothing, so the client waits
+# for the server's key exchange forever.
+STALL_BANNER = "SSH-2.0-OpenSSH_9.2p1\r\n"
+# An "auth_stall" host's sshd asks this command for the authorized keys and it
+# never answers (sshd kills it at LoginGraceTime); there is no authorized_keys
+# file to fall back on.  sleep is owned by root and not writable by others, as
+# sshd demands of an AuthorizedKeysCommand.
+_AUTH_STALL_OPTIONS: tuple[str, ...] = (
+    "-o",
+    "AuthorizedKeysFile=none",
+    "-o",
+    "AuthorizedKeysCommand=/bin/sleep 3600",
+    "-o",
+    "AuthorizedKeysCommandUser=nobody",
+)
 # What holds the port of a "down" host: a process of its own (not this Python
 # process), so the port stays reserved when a detached lab outlives us.
 _HOLD_ARGS: tuple[str, ...] = ("sleep", "infinity")
@@ -338,9 +354,24 @@ class HostBuilder:
             # like any other process of the host.
             self._spawn(rt, [*rt.enter(), *_HOLD_ARGS], pass_fds=(sock.fileno(),))
 
+    def _listener_command(self, rt: HostRuntime) -> str:
+        """What socat runs per connection (split at spaces by socat: no quoting)."""
+        if rt.spec.fault == "hang":
+            return " ".join([*rt.enter(), *_HANG_ARGS])
+        if rt.spec.fault not in ("banner_stall", "auth_stall"):
+            return " ".join([*rt.enter(), *sshd_argv(rt.spec)])
+        # These need arguments with spaces or a shell: a script in the lab's run
+        # dir (whose path marks the process as the lab's) execs into the host.
+        if rt.spec.fault == "banner_stall":
+            inner = ["/bin/sh", "-c", f"printf {shlex.quote(STALL_BANNER)}; exec sleep 3600"]
+        else:
+            inner = sshd_argv(rt.spec)
+        script = self._rundir / f"{rt.index}.serve"
+        script.write_text(f"exec {shlex.join([*rt.enter(), *inner])}\n")
+        return f"/bin/sh {script}"
+
     def _start_listener(self, rt: HostRuntime) -> None:
-        inner = _HANG_ARGS if rt.spec.fault == "hang" else sshd_argv(rt.spec)
-        command = " ".join([*rt.enter(), *inner])
+        command = self._listener_command(rt)
         if len(command) > _SOCAT_MAX_EXEC:  # cannot happen with the fixed paths; be loud if it does
             raise LabError(f"socat EXEC command too long ({len(command)} bytes): {command[:80]}...")
         last_error = ""
@@ -384,7 +415,9 @@ def sshd_argv(spec: LabHostSpec, listen: str | None = None) -> list[str]:
     """The sshd command for ``spec``'s host: inetd mode, or a daemon on ``listen``:22."""
     # The sudo logins: root must not get in even with a key, as on such hosts.
     permit_root = "prohibit-password" if spec.login == "root" else "no"
-    argv = [*_SSHD_ARGS, "-o", f"PermitRootLogin={permit_root}"]
+    # sshd takes the first value of an option: the stall's go before the defaults.
+    stall = _AUTH_STALL_OPTIONS if spec.fault == "auth_stall" else ()
+    argv = [*_SSHD_ARGS[:5], *stall, *_SSHD_ARGS[5:], "-o", f"PermitRootLogin={permit_root}"]
     if spec.bastion:
         # Jumping is what a bastion is for, whatever the machine's sshd_config says.
         argv += ["-o", "AllowTcpForwarding=yes"]

@@ -16,7 +16,11 @@ from typing import Any, Literal, get_args
 
 from driftcheck.lab.errors import LabError
 
-Fault = Literal["down", "hang", "wrong_host_key"]
+#: What is wrong with a host: "down" refuses connections; "hang" accepts and
+#: says nothing; "banner_stall" sends an SSH banner and then nothing;
+#: "auth_stall" is a real sshd whose public key check never answers;
+#: "wrong_host_key" puts a decoy key in known_hosts.
+Fault = Literal["down", "hang", "wrong_host_key", "banner_stall", "auth_stall"]
 FAULTS: tuple[str, ...] = get_args(Fault)
 
 #: How a client logs into a lab host: as root, or as the sudo user

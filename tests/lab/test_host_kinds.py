@@ -461,3 +461,84 @@ def test_cleanup_stale_removes_bastion_kinds(killed_bastion_lab: str) -> None:
     assert commands_naming(jump_listener) == []
     assert lab_netns(lab_id) == []
     assert lab_mounts(lab_id) == []
+
+
+# ---------------------------------------------------------------- stalls
+
+
+@pytest.fixture(scope="module")
+def stall_lab(request: pytest.FixtureRequest) -> Lab:
+    lab = Lab()
+    request.addfinalizer(lab.down)
+    lab.up(
+        [
+            LabHostSpec("stg-banner", "staging", fault="banner_stall"),
+            LabHostSpec("stg-auth", "staging", fault="auth_stall"),
+        ]
+    )
+    return lab
+
+
+def hangs_after(lab: Lab, host: str, last_words: str, tmp_path: Path) -> str:
+    """Start ``ssh -v -o ConnectTimeout=2``; return its log once it hung past ``last_words``.
+
+    Hung means: ``last_words`` appeared and the client was still waiting 3 s
+    later, past its ConnectTimeout.
+    """
+    log = tmp_path / f"{host}.log"
+    argv = lab.ssh_command(host, "true", connect_timeout=2)
+    argv.insert(1, "-v")
+    with open(log, "w") as err:
+        client = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    try:
+        wait_for(lambda: last_words in log.read_text() or client.poll() is not None)
+        assert last_words in log.read_text(), log.read_text()
+        with pytest.raises(subprocess.TimeoutExpired):
+            client.wait(timeout=3)
+        return log.read_text()
+    finally:
+        client.kill()
+        client.wait()
+
+
+def test_banner_stall_sends_a_banner_then_nothing(stall_lab: Lab, tmp_path: Path) -> None:
+    address = ("127.0.0.1", stall_lab.hosts["stg-banner"].port)
+    with socket.create_connection(address, timeout=2) as sock:
+        sock.settimeout(2)
+        banner = b""
+        while not banner.endswith(b"\n"):
+            chunk = sock.recv(64)
+            assert chunk, "closed before the banner ended"
+            banner += chunk
+        assert banner == b"SSH-2.0-OpenSSH_9.2p1\r\n"
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(64)
+    log = hangs_after(stall_lab, "stg-banner", "SSH2_MSG_KEXINIT sent", tmp_path)
+    assert "remote software version OpenSSH_9.2p1" in log
+    assert "SSH2_MSG_KEXINIT received" not in log
+
+
+def test_auth_stall_never_answers_the_key(stall_lab: Lab, tmp_path: Path) -> None:
+    log = hangs_after(stall_lab, "stg-auth", "Offering public key", tmp_path)
+    # Key exchange and the strict host key check completed: a real sshd.
+    assert "Host '[127.0.0.1]:" in log and "is known and matches" in log
+    assert "Server accepts key" not in log and "Authenticated" not in log
+    # The stall is sshd's AuthorizedKeysCommand, run as nobody inside the host.
+    sleeper = stall_lab.exec("stg-auth", ["pgrep", "-u", "nobody", "-x", "sleep"], check=False)
+    assert sleeper.stdout.strip(), "no AuthorizedKeysCommand sleeping as nobody"
+
+
+def test_stall_processes_go_with_the_lab() -> None:
+    lab = Lab()
+    try:
+        lab.up([LabHostSpec("b", "staging", fault="banner_stall")])
+        with socket.create_connection(("127.0.0.1", lab.hosts["b"].port), timeout=2) as sock:
+            sock.settimeout(2)
+            assert sock.recv(8) == b"SSH-2.0-"
+            lab_id, inodes = lab.lab_id, ns_inodes(lab.lab_id)
+            assert any("sleep 3600" in p for p in live_lab_processes(lab_id, inodes))
+            lab.down()
+        assert live_lab_processes(lab_id, inodes) == []
+    finally:
+        lab.down()
