@@ -96,6 +96,7 @@ class Lab:
         self._runtime: dict[str, HostRuntime] = {}
         self._release_roots: dict[str, Path] = {}
         self._phase = "new"  # -> "starting" -> "up" -> "down"
+        self._encrypted = 0
         self._detached = detached
         self._state = LabState(
             LabRecord(
@@ -400,6 +401,47 @@ class Lab:
             address=h.address,
             proxy_jump=h.proxy_jump,
         )
+
+    def private_dir(self, name: str) -> Path:
+        """A new directory ``name`` in the lab's own directory (removed with the lab)."""
+        if self._phase != "up":
+            raise LabError("the lab is not up")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+            raise LabError(f"invalid directory name {name!r}; use letters, digits, '_', '.', '-'")
+        path = self._base / name
+        path.mkdir(mode=0o700)
+        return path
+
+    def spawn(self, argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+        """Start a helper process (e.g. ssh-agent) that the lab records and ends with itself.
+
+        Teardown kills it by pid and start time, and only when its command line
+        names the lab's own directory, so a reused pid is never hit.
+        """
+        if self._phase != "up":
+            raise LabError("the lab is not up")
+        if not any(f"{self._base}/" in arg for arg in argv):
+            raise LabError(f"a lab process must name a path in {self._base} in its arguments")
+        # A new session: terminal signals aimed at the caller do not reach it.
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, start_new_session=True, **popen
+        )
+        self._state.add_pid(proc.pid, start_time(proc.pid))
+        return proc
+
+    def encrypted_key(self, passphrase: str) -> Path:
+        """A passphrase-protected copy of the lab's key, e.g. for an agent (see lab.agent)."""
+        if self._phase != "up":
+            raise LabError("the lab is not up")
+        if len(passphrase) < 5:  # ssh-keygen refuses shorter ones
+            raise LabError("use a passphrase of at least 5 characters")
+        self._encrypted += 1
+        path = self._sshdir / f"id_ed25519_encrypted{self._encrypted}"
+        shutil.copyfile(self.identity_file, path)
+        os.chmod(path, 0o600)
+        shutil.copyfile(self.identity_file.with_suffix(".pub"), path.with_suffix(".pub"))
+        run(["ssh-keygen", "-q", "-p", "-P", "", "-N", passphrase, "-f", str(path)])
+        return path
 
     def upper_dir(self, host: str) -> Path:
         """The overlay upper directory of ``host``: every change it made to its root."""

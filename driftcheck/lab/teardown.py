@@ -42,6 +42,8 @@ from driftcheck.lab.system import (
 # listeners and their forked children, nsenter on its way into a host).  A
 # shell that merely greps for the path is somebody else's and is left alone.
 MARKED_COMMANDS = frozenset({"socat", "nsenter"})
+#: Helper programs a lab runs outside its hosts (see Lab.spawn).
+HELPER_COMMANDS = frozenset({"ssh-agent"})
 
 
 def carries_marker(pid: int, marker: str | tuple[str, ...]) -> bool:
@@ -69,10 +71,16 @@ def _lab_processes(record: LabRecord, marker: tuple[str, ...]) -> dict[int, int]
     }
     procs = {p.pid: p for p in iter_procs() if p.state not in ("Z", "X")}
     targets: dict[int, int] = {}
+    # Helpers the lab started outside any host (ssh-agent) name the lab's own
+    # directory; found also when the lab died before it recorded their pid.
+    own_dir = f"{record.workdir.rstrip('/')}/{NETNS_PREFIX}{record.lab_id}/"
     for pid, start in record.pids:
         proc = procs.get(pid)
         if proc is not None and proc.start == start and carries_marker(pid, marker):
             targets[pid] = start
+    for proc in procs.values():
+        if record.workdir and comm(proc.pid) in HELPER_COMMANDS and own_dir in cmdline(proc.pid):
+            targets[proc.pid] = proc.start
     for proc in procs.values():
         if proc.pid not in targets and (
             carries_marker(proc.pid, marker)

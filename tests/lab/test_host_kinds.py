@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from driftcheck.lab import NETNS_PREFIX, STATE_DIR, Lab, LabError, LabHostSpec, cleanup_stale
+from driftcheck.lab.agent import Agent
 from driftcheck.lab.names import LAB_SUDO_USER
 from tests.support.lab_support import (
     lab_mounts,
@@ -54,11 +55,15 @@ def openssh(lab: Lab, user: str, port: int, command: str, *extra: str) -> list[s
 
 
 def run(
-    argv: list[str], timeout: float = 30, input: str | None = None
+    argv: list[str],
+    timeout: float = 30,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a client command; without ``input`` its stdin is /dev/null."""
     return subprocess.run(
         argv,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -540,5 +545,66 @@ def test_stall_processes_go_with_the_lab() -> None:
             assert any("sleep 3600" in p for p in live_lab_processes(lab_id, inodes))
             lab.down()
         assert live_lab_processes(lab_id, inodes) == []
+    finally:
+        lab.down()
+
+
+# ---------------------------------------------------------------- ssh-agent
+
+PASSPHRASE = "correct horse battery"
+
+
+def fingerprint(public_key: Path) -> str:
+    return run(["ssh-keygen", "-l", "-f", str(public_key)]).stdout.split()[1]
+
+
+def test_agent_holds_the_encrypted_key_and_logs_in(lab: Lab, tmp_path: Path) -> None:
+    key = lab.encrypted_key(PASSPHRASE)
+    # Really protected: without the passphrase the key does not open.
+    assert run(["ssh-keygen", "-y", "-P", "", "-f", str(key)]).returncode != 0
+    home = tmp_path / "home"
+    home.mkdir()
+    with Agent(lab) as agent:
+        assert agent.socket.is_relative_to(lab.workdir)
+        agent.add(key, PASSPHRASE)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), **agent.env}
+        listed = run(["ssh-add", "-l"], env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert fingerprint(lab.identity_file.with_suffix(".pub")) in listed.stdout
+        # No -i, no default keys in HOME: the agent is the only way in.
+        argv = [
+            "ssh", "-F", "/dev/null", "-o", "IdentitiesOnly=no",
+            "-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes", "-p", str(lab.hosts["prod-root"].port), "root@127.0.0.1",
+            "hostname",
+        ]  # fmt: skip
+        result = run(argv, env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "prod-root"
+        pid = agent.pid
+    assert proc_state(pid) in (None, "Z", "X")
+    assert not agent.socket.exists()
+    # Without the agent the same command has no key to offer.
+    without = run(argv, env={"PATH": "/usr/bin:/bin", "HOME": str(home)})
+    assert without.returncode == 255
+    assert "Permission denied" in without.stderr
+
+
+def test_agent_refuses_a_wrong_passphrase(lab: Lab) -> None:
+    key = lab.encrypted_key(PASSPHRASE)
+    with Agent(lab) as agent, pytest.raises(LabError, match="ssh-add"):
+        agent.add(key, "not the passphrase")
+
+
+def test_lab_down_ends_an_agent_left_running() -> None:
+    lab = Lab()
+    try:
+        lab.up([LabHostSpec("a", "staging")])
+        agent = Agent(lab)
+        agent.start()
+        pid = agent.pid
+        assert proc_state(pid) not in (None, "Z", "X")
+        lab.down()
+        assert proc_state(pid) in (None, "Z", "X")
     finally:
         lab.down()
