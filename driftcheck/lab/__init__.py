@@ -30,7 +30,13 @@ Everything the lab creates is recorded in a state file under
 :data:`STATE_DIR` *before* it is created, so that :func:`cleanup_stale` can
 remove the leftovers of a lab whose process died without tearing down.
 
-Modules: ``spec`` (what a host looks like, validation), ``specfile`` (YAML
+Hosts can also be reached as production has them: through a sudo user
+(``login="sudo"``, ``"sudo-password"``, ``"sudo-requiretty"``), behind a
+bastion (``bastion=True`` / ``behind="NAME"``), with a key held only in an
+ssh-agent (``driftcheck.lab.agent.Agent``, ``Lab.encrypted_key``), or stalling after the
+banner or in authentication (``fault="banner_stall"`` / ``"auth_stall"``).
+
+Modules: ``spec`` (what a host looks like, validation), ``agent`` (ssh-agent), ``specfile`` (YAML
 specs), ``lab`` (the Lab class), ``host`` (building one host), ``runtime``
 (a built host), ``provision`` (keys, /root, files), ``packages`` (apt
 versions, the .deb cache, dpkg inside a host), ``releases`` (root trees of

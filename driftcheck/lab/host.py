@@ -24,21 +24,29 @@ from __future__ import annotations
 
 import os
 import posixpath
+import secrets
 import shlex
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from driftcheck.lab.commands import one_line, run
 from driftcheck.lab.errors import LabError
-from driftcheck.lab.names import LAB_ADDRESS, netns_name
+from driftcheck.lab.names import BASTION_BRIDGE, LAB_ADDRESS, netns_name
 from driftcheck.lab.packages import Wanted, apply_packages
-from driftcheck.lab.provision import fresh_root_home, key_only, keygen, provision_script
+from driftcheck.lab.provision import (
+    fresh_root_home,
+    key_only,
+    keygen,
+    provision_script,
+    sudo_user_script,
+)
 from driftcheck.lab.runtime import HostRuntime
-from driftcheck.lab.spec import LabHostSpec, ModuleLine, parse_modules
+from driftcheck.lab.spec import BEHIND_NETS, LabHostSpec, ModuleLine, parse_modules
 from driftcheck.lab.state import LabState
 from driftcheck.lab.system import free_port, listening, start_time
 
@@ -52,8 +60,6 @@ _SSHD_ARGS: tuple[str, ...] = (
     "-h",
     "/etc/ssh/ssh_host_ed25519_key",
     "-o",
-    "PermitRootLogin=prohibit-password",
-    "-o",
     "PubkeyAuthentication=yes",
     "-o",
     "AuthorizedKeysFile=.ssh/authorized_keys",
@@ -62,12 +68,45 @@ _SSHD_ARGS: tuple[str, ...] = (
 # never sends the SSH banner.  It runs inside the host's namespaces so teardown
 # finds it by namespace membership even after its socat parent is gone.
 _HANG_ARGS: tuple[str, ...] = ("sleep", "3600")
+# What a "banner_stall" host sends per connection before it falls silent: a
+# valid identification line (RFC 4253 4.2), then nothing, so the client waits
+# for the server's key exchange forever.
+STALL_BANNER = "SSH-2.0-OpenSSH_9.2p1\r\n"
+# An "auth_stall" host's sshd asks this command for the authorized keys and it
+# never answers (sshd kills it at LoginGraceTime); there is no authorized_keys
+# file to fall back on.  sleep is owned by root and not writable by others, as
+# sshd demands of an AuthorizedKeysCommand.
+_AUTH_STALL_OPTIONS: tuple[str, ...] = (
+    "-o",
+    "AuthorizedKeysFile=none",
+    "-o",
+    "AuthorizedKeysCommand=/bin/sleep 3600",
+    "-o",
+    "AuthorizedKeysCommandUser=nobody",
+)
 # What holds the port of a "down" host: a process of its own (not this Python
 # process), so the port stays reserved when a detached lab outlives us.
 _HOLD_ARGS: tuple[str, ...] = ("sleep", "infinity")
 # socat silently truncates an address argument at 512 bytes, so the EXEC
 # command only ever uses the short, fixed-length paths under STATE_DIR.
 _SOCAT_MAX_EXEC = 480
+
+
+@dataclass(frozen=True)
+class BehindLink:
+    """Where a host behind a bastion sits on the bastion's bridge."""
+
+    #: The bastion's network namespace (it holds the bridge).
+    bastion_netns: str
+    #: N of the host's address X.N (2..254, unique in the lab).
+    number: int
+    #: X: the lab's network behind bastions ("192.0.2"; see BEHIND_NETS).
+    net: str
+
+    @property
+    def address(self) -> str:
+        """The host's address on the bridge."""
+        return f"{self.net}.{self.number}"
 
 
 class HostBuilder:
@@ -83,10 +122,15 @@ class HostBuilder:
         identity_pub: str,
         debs: Callable[[], Mapping[Wanted, Path]],
         release_roots: Mapping[str, Path] | None = None,
+        behind_net: str = BEHIND_NETS[0],
     ) -> None:
         """``debs`` blocks until the lab's package downloads are done (see fetch_debs);
-        ``release_roots`` maps each release the specs name to its built root tree."""
+        ``release_roots`` maps each release the specs name to its built root tree;
+        ``behind_net`` is the X.Y.Z of the bastions' bridges (see BEHIND_NETS)."""
+
         self._lab_id = lab_id
+        #: X.Y.Z of the network behind the bastions (their bridges are X.Y.Z.1).
+        self.behind_net = behind_net
         self._release_roots = dict(release_roots or {})
         self._base = base
         self._rundir = rundir
@@ -96,13 +140,17 @@ class HostBuilder:
         self._ports: set[int] = set()
         self._lock = threading.Lock()
 
-    def build(self, index: int, spec: LabHostSpec) -> HostRuntime:
-        """Create host number ``index``; every resource is recorded before it exists."""
+    def build(self, index: int, spec: LabHostSpec, link: BehindLink | None = None) -> HostRuntime:
+        """Create host number ``index``; every resource is recorded before it exists.
+
+        ``link`` places a host behind its bastion (which must be built already).
+        """
         hdir = self._base / "hosts" / spec.name
         rt = HostRuntime(
             spec=spec,
             index=index,
-            netns=netns_name(self._lab_id, index),
+            # A bastion in the machine's network has no namespace of its own.
+            netns="" if spec.network == "machine" else netns_name(self._lab_id, index),
             mnt_file=self._rundir / f"{index}.mnt",
             uts_file=self._rundir / f"{index}.uts",
             hdir=hdir,
@@ -117,19 +165,38 @@ class HostBuilder:
             d.mkdir(mode=0o755, exist_ok=True)
         fresh_root_home(rt.upper, rt.lower)
         self._make_namespaces(rt)
+        if spec.bastion and rt.netns:
+            _make_bridge(rt.netns, self.behind_net)
+        if link is not None:
+            _join_bastion(rt, link)
         host_key = self._make_host_keys(rt)
         rt.run(["/bin/sh", "-s"], input=provision_script(spec, host_key, self._identity_pub))
         if spec.packages:
             apply_packages(rt, self._debs)
+        if spec.login != "root":
+            if spec.login == "sudo-password":
+                rt.sudo_password = secrets.token_urlsafe(12)
+            rt.run(
+                ["/bin/sh", "-s"],
+                input=sudo_user_script(spec, self._identity_pub, rt.sudo_password),
+            )
         if spec.sysctls:
             self._set_sysctls(rt)
         if spec.kernel_state:
             self._apply_kernel_state(rt)
-        if spec.fault == "down":
+        self._serve(rt)
+        return rt
+
+    def _serve(self, rt: HostRuntime) -> None:
+        """Start what answers connections to the host (or, for "down", what does not)."""
+        if rt.address != LAB_ADDRESS:  # behind a bastion: a daemon on its own address
+            rt.port = 22
+            if rt.spec.fault != "down":  # down: nothing listens, the bastion gets refused
+                self._start_daemon(rt)
+        elif rt.spec.fault == "down":
             self._hold_port(rt)
         else:
             self._start_listener(rt)
-        return rt
 
     def _lower(self, spec: LabHostSpec) -> Path:
         """The overlay's lower layer of ``spec``'s host."""
@@ -140,10 +207,11 @@ class HostBuilder:
         return self._release_roots[spec.release]
 
     def _make_namespaces(self, rt: HostRuntime) -> None:
-        # 1. network namespace with lo up.
-        self._state.add("netns", rt.netns)
-        run(["ip", "netns", "add", rt.netns])
-        run(["ip", "-n", rt.netns, "link", "set", "lo", "up"])
+        # 1. network namespace with lo up (none for a bastion in the machine's network).
+        if rt.netns:
+            self._state.add("netns", rt.netns)
+            run(["ip", "netns", "add", rt.netns])
+            run(["ip", "-n", rt.netns, "link", "set", "lo", "up"])
 
         # 2. persistent mount+UTS namespace holding the overlay root.  unshare
         #    runs inside the host's netns so that the sysfs mounted below shows
@@ -172,10 +240,10 @@ class HostBuilder:
                 f"hostname {shlex.quote(rt.spec.name)}",
             ]
         )
+        net = ["nsenter", f"--net=/run/netns/{rt.netns}"] if rt.netns else []
         run(
             [
-                "nsenter",
-                f"--net=/run/netns/{rt.netns}",
+                *net,
                 "unshare",
                 f"--mount={rt.mnt_file}",
                 f"--uts={rt.uts_file}",
@@ -257,6 +325,23 @@ class HostBuilder:
         rt.process = proc
         return proc
 
+    def _start_daemon(self, rt: HostRuntime) -> None:
+        """sshd -D on the host's own address inside its namespaces (a host behind a bastion)."""
+        proc = self._spawn(rt, [*rt.enter(), *sshd_argv(rt.spec, listen=rt.address)])
+        # nsenter and chroot exec: the spawned pid becomes sshd, in the host's netns.
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and proc.poll() is None:
+            if listening(proc.pid, 22, rt.address):
+                return
+            time.sleep(0.002)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        error = one_line(rt.log_path.read_text(errors="replace"), 300)
+        raise LabError(
+            f"sshd for {rt.spec.name} did not listen on {rt.address}:22: {error or 'no output'}"
+        )
+
     def _hold_port(self, rt: HostRuntime) -> None:
         # A bound but never listening socket: connections are refused, and no
         # other program (or lab) can take the port while the holder lives.
@@ -269,9 +354,24 @@ class HostBuilder:
             # like any other process of the host.
             self._spawn(rt, [*rt.enter(), *_HOLD_ARGS], pass_fds=(sock.fileno(),))
 
+    def _listener_command(self, rt: HostRuntime) -> str:
+        """What socat runs per connection (split at spaces by socat: no quoting)."""
+        if rt.spec.fault == "hang":
+            return " ".join([*rt.enter(), *_HANG_ARGS])
+        if rt.spec.fault not in ("banner_stall", "auth_stall"):
+            return " ".join([*rt.enter(), *sshd_argv(rt.spec)])
+        # These need arguments with spaces or a shell: a script in the lab's run
+        # dir (whose path marks the process as the lab's) execs into the host.
+        if rt.spec.fault == "banner_stall":
+            inner = ["/bin/sh", "-c", f"printf {shlex.quote(STALL_BANNER)}; exec sleep 3600"]
+        else:
+            inner = sshd_argv(rt.spec)
+        script = self._rundir / f"{rt.index}.serve"
+        script.write_text(f"exec {shlex.join([*rt.enter(), *inner])}\n")
+        return f"/bin/sh {script}"
+
     def _start_listener(self, rt: HostRuntime) -> None:
-        inner = _HANG_ARGS if rt.spec.fault == "hang" else _SSHD_ARGS
-        command = " ".join([*rt.enter(), *inner])
+        command = self._listener_command(rt)
         if len(command) > _SOCAT_MAX_EXEC:  # cannot happen with the fixed paths; be loud if it does
             raise LabError(f"socat EXEC command too long ({len(command)} bytes): {command[:80]}...")
         last_error = ""
@@ -309,6 +409,46 @@ class HostBuilder:
         raise LabError(
             f"socat listener for {rt.spec.name} did not start: {last_error or 'no output'}"
         )
+
+
+def sshd_argv(spec: LabHostSpec, listen: str | None = None) -> list[str]:
+    """The sshd command for ``spec``'s host: inetd mode, or a daemon on ``listen``:22."""
+    # The sudo logins: root must not get in even with a key, as on such hosts.
+    permit_root = "prohibit-password" if spec.login == "root" else "no"
+    # sshd takes the first value of an option: the stall's go before the defaults.
+    stall = _AUTH_STALL_OPTIONS if spec.fault == "auth_stall" else ()
+    argv = [*_SSHD_ARGS[:5], *stall, *_SSHD_ARGS[5:], "-o", f"PermitRootLogin={permit_root}"]
+    if spec.bastion:
+        # Jumping is what a bastion is for, whatever the machine's sshd_config says.
+        argv += ["-o", "AllowTcpForwarding=yes"]
+    if listen is not None:
+        # Port and address on the command line win over the host's sshd_config.
+        argv[1] = "-D"
+        argv += ["-o", f"ListenAddress={listen}", "-o", "Port=22", "-o", "PidFile=none"]
+    return argv
+
+
+def _make_bridge(netns: str, net: str) -> None:
+    """The bridge (address ``net``.1) in a bastion's namespace that the hosts behind it hang off."""
+    run(["ip", "-n", netns, "link", "add", BASTION_BRIDGE, "type", "bridge"])
+    run(["ip", "-n", netns, "addr", "add", f"{net}.1/24", "dev", BASTION_BRIDGE])
+    run(["ip", "-n", netns, "link", "set", BASTION_BRIDGE, "up"])
+
+
+def _join_bastion(rt: HostRuntime, link: BehindLink) -> None:
+    """A veth pair from the host's namespace to its bastion's bridge.
+
+    Both ends are created inside the lab's namespaces, never in the machine's,
+    so the machine has no route to the host, and deleting either namespace
+    removes the pair.
+    """
+    outer = f"dcv{link.number}"
+    run(["ip", "-n", link.bastion_netns, "link", "add", outer, "type", "veth",
+         "peer", "name", "eth0", "netns", rt.netns])  # fmt: skip
+    run(["ip", "-n", link.bastion_netns, "link", "set", outer, "master", BASTION_BRIDGE, "up"])
+    run(["ip", "-n", rt.netns, "addr", "add", f"{link.address}/24", "dev", "eth0"])
+    run(["ip", "-n", rt.netns, "link", "set", "eth0", "up"])
+    rt.address = link.address
 
 
 def kernel_state_script(

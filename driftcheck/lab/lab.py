@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -19,12 +20,14 @@ import yaml
 
 from driftcheck.lab.commands import require_tools, run
 from driftcheck.lab.errors import LabError, require_root
-from driftcheck.lab.host import HostBuilder
+from driftcheck.lab.host import BehindLink, HostBuilder
 from driftcheck.lab.names import (
     LAB_ADDRESS,
     LAB_ID_PATTERN,
+    LAB_SUDO_USER,
     NETNS_PREFIX,
     STATE_DIR,
+    netns_name,
     new_lab_id,
     run_dir,
 )
@@ -33,9 +36,16 @@ from driftcheck.lab.provision import HostScript, keygen
 from driftcheck.lab.registry import cleanup_stale
 from driftcheck.lab.releases import build_release, machine_release
 from driftcheck.lab.runtime import HostRuntime
-from driftcheck.lab.spec import LabHost, LabHostSpec, check_owner, check_path
+from driftcheck.lab.spec import (
+    BEHIND_NETS,
+    LabHost,
+    LabHostSpec,
+    check_lab,
+    check_owner,
+    check_path,
+)
 from driftcheck.lab.state import LabRecord, LabState
-from driftcheck.lab.system import boot_id, start_time
+from driftcheck.lab.system import boot_id, start_time, unused_network
 from driftcheck.lab.teardown import teardown
 
 __all__ = ["Lab"]
@@ -78,10 +88,15 @@ class Lab:
         self._sshdir = self._base / "ssh"
         self.identity_file: Path = self._sshdir / "id_ed25519"
         self.known_hosts: Path = self._sshdir / "known_hosts"
+        #: An OpenSSH config with the lab's key and known_hosts for every host,
+        #: so that ``ssh -F lab.ssh_config -J ...`` works: -J passes -F on to
+        #: the jump connection, but not -i or -o.
+        self.ssh_config: Path = self._sshdir / "ssh_config"
         self.hosts: dict[str, LabHost] = {}
         self._runtime: dict[str, HostRuntime] = {}
         self._release_roots: dict[str, Path] = {}
         self._phase = "new"  # -> "starting" -> "up" -> "down"
+        self._encrypted = 0
         self._detached = detached
         self._state = LabState(
             LabRecord(
@@ -149,6 +164,7 @@ class Lab:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise LabError(f"duplicate lab host names: {', '.join(dupes)}")
+        check_lab(specs)
         require_tools()
         own = machine_release()
         for spec in specs:
@@ -193,6 +209,7 @@ class Lab:
         identity_pub = keygen(self.identity_file, f"driftcheck-lab-{self.lab_id}")
 
         wanted = sorted({pair for spec in specs for pair in installs(spec.packages)})
+        links_needed = any(spec.behind is not None for spec in specs)
         # Hosts are independent: build them in parallel (subprocess-bound),
         # while one more thread downloads the packages they will install.
         with (
@@ -208,36 +225,55 @@ class Lab:
                 identity_pub=identity_pub,
                 debs=debs.result,
                 release_roots=self._release_roots,
+                behind_net=unused_network(BEHIND_NETS) if links_needed else BEHIND_NETS[0],
             )
-            futures: list[Future[HostRuntime]] = [
-                pool.submit(builder.build, index, spec) for index, spec in enumerate(specs)
-            ]
-        # A failed download fails every host that installs packages: say it once.
-        if (failure := debs.exception()) is not None:
-            raise failure
-        for spec, fut in zip(specs, futures, strict=True):
-            if (failure := fut.exception()) is None:
-                continue
-            if not isinstance(failure, Exception):
-                raise failure  # KeyboardInterrupt and friends stay what they are
-            message = str(failure).removeprefix(f"on {spec.name}: ")
-            raise LabError(f"setting up lab host {spec.name}: {message}") from failure
-        for fut in futures:
-            rt = fut.result()
-            self._runtime[rt.spec.name] = rt
+            # Bastions first: the hosts behind them join their namespaces.
+            links = _behind_links(self.lab_id, specs, builder.behind_net)
+            index = {spec.name: i for i, spec in enumerate(specs)}
+            waves = [[s for s in specs if s.bastion], [s for s in specs if not s.bastion]]
+            for wave in waves:
+                # (A link only when there is one: build(index, spec) stays the
+                # two-argument call that tests wrap.)
+                futures = [
+                    pool.submit(builder.build, index[s.name], s, *_link_of(links, s.name))
+                    for s in wave
+                ]
+                _raise_first_failure(wave, futures, debs)
+                for fut in futures:
+                    self._runtime[fut.result().spec.name] = fut.result()
+        self._publish([self._runtime[spec.name] for spec in specs])
+
+    def _publish(self, runtimes: list[HostRuntime]) -> None:
+        """Make the built hosts known: ``hosts``, known_hosts, ssh_config, the state file."""
+        for rt in runtimes:
+            sudo = rt.spec.login != "root"
+            jump = None
+            if rt.spec.behind is not None:
+                bastion = self._runtime[rt.spec.behind]
+                jump = f"{_login_user(bastion.spec)}@{LAB_ADDRESS}:{bastion.port}"
             self.hosts[rt.spec.name] = LabHost(
                 spec=rt.spec,
-                address=LAB_ADDRESS,
+                address=rt.address,
                 port=rt.port,
                 host_public_key=rt.host_public_key,
                 netns=rt.netns,
+                user=LAB_SUDO_USER if sudo else "root",
+                become="sudo" if sudo else None,
+                sudo_password=rt.sudo_password,
+                proxy_jump=jump,
             )
+        # A host behind a bastion is known under its plain address (port 22).
         lines = [
-            f"[{LAB_ADDRESS}]:{rt.port} {rt.known_hosts_key}\n" for rt in self._runtime.values()
+            f"{rt.address if rt.address != LAB_ADDRESS else f'[{LAB_ADDRESS}]:{rt.port}'}"
+            f" {rt.known_hosts_key}\n"
+            for rt in runtimes
         ]
         self.known_hosts.write_text("".join(lines))
+        self.ssh_config.write_text(_ssh_config(self.identity_file, self.known_hosts))
         with self._state.change() as record:
-            record.hosts = {name: host.port for name, host in self.hosts.items()}
+            record.hosts = {
+                name: host.port for name, host in self.hosts.items() if host.address == LAB_ADDRESS
+            }
 
     # -- down ----------------------------------------------------------------
 
@@ -274,6 +310,9 @@ class Lab:
     def inventory(self, collect: Mapping[str, object] | None = None) -> dict[str, Any]:
         """The project's inventory mapping for this lab.
 
+        A host with a sudo login has ``user`` and ``become: sudo`` in its entry; a
+        host behind a bastion has its 192.0.2.N address, port 22 and
+        ``proxy_jump``; bastions themselves are left out.
         ``compare.reference`` is ``production`` when present (else the first
         environment); every other environment is a target.
         """
@@ -281,7 +320,9 @@ class Lab:
             raise LabError("the lab is not up")
         envs: dict[str, dict[str, Any]] = {}
         for host in self.hosts.values():
-            entry = {"address": host.address, "port": host.port, "roles": list(host.spec.roles)}
+            if host.spec.bastion:  # only ever jumped through, never collected from
+                continue
+            entry = _inventory_entry(host)
             envs.setdefault(host.spec.environment, {"hosts": {}})["hosts"][host.spec.name] = entry
         reference = "production" if "production" in envs else next(iter(envs))
         ordered = {reference: envs[reference], **{k: v for k, v in envs.items() if k != reference}}
@@ -346,8 +387,61 @@ class Lab:
 
     def ssh_command(self, host: str, command: str, connect_timeout: int = 5) -> list[str]:
         """argv for the system OpenSSH client to run ``command`` on ``host``."""
-        port = self.hosts[host].port if host in self.hosts else self._host(host).port
-        return ssh_argv(self.identity_file, self.known_hosts, port, command, connect_timeout)
+        if host not in self.hosts:  # a host of a lab still coming up
+            port = self._host(host).port
+            return ssh_argv(self.identity_file, self.known_hosts, port, command, connect_timeout)
+        h = self.hosts[host]
+        return ssh_argv(
+            self.identity_file,
+            self.known_hosts,
+            h.port,
+            command,
+            connect_timeout,
+            user=h.user,
+            address=h.address,
+            proxy_jump=h.proxy_jump,
+        )
+
+    def private_dir(self, name: str) -> Path:
+        """A new directory ``name`` in the lab's own directory (removed with the lab)."""
+        if self._phase != "up":
+            raise LabError("the lab is not up")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+            raise LabError(f"invalid directory name {name!r}; use letters, digits, '_', '.', '-'")
+        path = self._base / name
+        path.mkdir(mode=0o700)
+        return path
+
+    def spawn(self, argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+        """Start a helper process (e.g. ssh-agent) that the lab records and ends with itself.
+
+        Teardown kills it by pid and start time, and only when its command line
+        names the lab's own directory, so a reused pid is never hit.
+        """
+        if self._phase != "up":
+            raise LabError("the lab is not up")
+        if not any(f"{self._base}/" in arg for arg in argv):
+            raise LabError(f"a lab process must name a path in {self._base} in its arguments")
+        # A new session: terminal signals aimed at the caller do not reach it.
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, start_new_session=True, **popen
+        )
+        self._state.add_pid(proc.pid, start_time(proc.pid))
+        return proc
+
+    def encrypted_key(self, passphrase: str) -> Path:
+        """A passphrase-protected copy of the lab's key, e.g. for an agent (see lab.agent)."""
+        if self._phase != "up":
+            raise LabError("the lab is not up")
+        if len(passphrase) < 5:  # ssh-keygen refuses shorter ones
+            raise LabError("use a passphrase of at least 5 characters")
+        self._encrypted += 1
+        path = self._sshdir / f"id_ed25519_encrypted{self._encrypted}"
+        shutil.copyfile(self.identity_file, path)
+        os.chmod(path, 0o600)
+        shutil.copyfile(self.identity_file.with_suffix(".pub"), path.with_suffix(".pub"))
+        run(["ssh-keygen", "-q", "-p", "-P", "", "-N", passphrase, "-f", str(path)])
+        return path
 
     def upper_dir(self, host: str) -> Path:
         """The overlay upper directory of ``host``: every change it made to its root."""
@@ -357,6 +451,73 @@ class Lab:
         """The listener/sshd log of ``host`` (sshd runs with ``-e``)."""
         path = self._host(host).log_path
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _behind_links(lab_id: str, specs: Sequence[LabHostSpec], net: str) -> dict[str, BehindLink]:
+    """Host name -> its place on its bastion's bridge: ``net``.2, .3, ... in spec order."""
+    index = {spec.name: i for i, spec in enumerate(specs)}
+    behind = [spec for spec in specs if spec.behind is not None]
+    return {
+        spec.name: BehindLink(netns_name(lab_id, index[str(spec.behind)]), number, net)
+        for number, spec in enumerate(behind, 2)
+    }
+
+
+def _link_of(links: Mapping[str, BehindLink], name: str) -> tuple[BehindLink, ...]:
+    """``(link,)`` for a host behind a bastion, else ``()``."""
+    return (links[name],) if name in links else ()
+
+
+def _raise_first_failure(
+    specs: Sequence[LabHostSpec], futures: Sequence[Future[HostRuntime]], debs: Future[Any]
+) -> None:
+    """Raise the first failure of a wave of host builds as one LabError."""
+    # Wait for the whole wave first: nothing may still be building while we tear down.
+    for fut in futures:
+        fut.exception()
+    # A failed download fails every host that installs packages: say it once.
+    if debs.done() and (failure := debs.exception()) is not None:
+        raise failure
+    for spec, fut in zip(specs, futures, strict=True):
+        if (failure := fut.exception()) is None:
+            continue
+        if not isinstance(failure, Exception):
+            raise failure  # KeyboardInterrupt and friends stay what they are
+        message = str(failure).removeprefix(f"on {spec.name}: ")
+        raise LabError(f"setting up lab host {spec.name}: {message}") from failure
+
+
+def _login_user(spec: LabHostSpec) -> str:
+    """The user a client logs into ``spec``'s host as."""
+    return "root" if spec.login == "root" else LAB_SUDO_USER
+
+
+def _ssh_config(identity: Path, known_hosts: Path) -> str:
+    """The text of :attr:`Lab.ssh_config`."""
+    return (
+        "Host *\n"
+        f"  IdentityFile {identity}\n"
+        "  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {known_hosts}\n"
+        "  StrictHostKeyChecking yes\n"
+        "  BatchMode yes\n"
+    )
+
+
+def _inventory_entry(host: LabHost) -> dict[str, Any]:
+    """One host's entry in :meth:`Lab.inventory`."""
+    entry: dict[str, Any] = {
+        "address": host.address,
+        "port": host.port,
+        "roles": list(host.spec.roles),
+    }
+    if host.user != "root":
+        entry["user"] = host.user
+    if host.become is not None:
+        entry["become"] = host.become
+    if host.proxy_jump is not None:
+        entry["proxy_jump"] = host.proxy_jump
+    return entry
 
 
 def _cleanup_stale_with_warning() -> None:
@@ -388,16 +549,31 @@ atexit.register(_down_live_labs)
 
 
 def ssh_argv(
-    identity: Path, known_hosts: Path, port: int, command: str, connect_timeout: int = 5
+    identity: Path,
+    known_hosts: Path,
+    port: int,
+    command: str,
+    connect_timeout: int = 5,
+    *,
+    user: str = "root",
+    address: str = LAB_ADDRESS,
+    proxy_jump: str | None = None,
 ) -> list[str]:
-    """argv for the system OpenSSH client to run ``command`` on a lab host's ``port``.
+    """argv for the system OpenSSH client to run ``command`` as ``user`` on a lab host.
 
     Strict host key checking against the lab's known_hosts; ``-F /dev/null``
-    keeps the caller's ssh config out of the picture.
+    keeps the caller's ssh config out of the picture.  ``proxy_jump``
+    ("USER@127.0.0.1:PORT") goes through a bastion with a ProxyCommand rather
+    than ``-J``, because ``-J`` does not pass ``-i`` and ``-o`` on to the jump.
     """
-    return [
-        "ssh", "-F", "/dev/null", "-i", str(identity),
+    options = [
+        "-F", "/dev/null", "-i", str(identity),
         "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
         "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
-        "-p", str(port), f"root@{LAB_ADDRESS}", command,
     ]  # fmt: skip
+    jump: list[str] = []
+    if proxy_jump is not None:
+        jump_login, _, jump_port = proxy_jump.rpartition(":")
+        proxy = ["ssh", *options, "-p", jump_port, "-W", "[%h]:%p", jump_login]
+        jump = ["-o", f"ProxyCommand={shlex.join(proxy)}"]
+    return ["ssh", *options, *jump, "-p", str(port), f"{user}@{address}", command]

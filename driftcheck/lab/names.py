@@ -19,6 +19,10 @@ STATE_DIR = Path("/run/driftcheck-lab")
 NETNS_PREFIX = "dclab-"
 #: The only address the lab ever listens on or hands out.
 LAB_ADDRESS = "127.0.0.1"
+#: The bridge in a bastion's network namespace (hosts behind it hang off it).
+BASTION_BRIDGE = "dcbr0"
+#: The user that lab hosts with a sudo login (LabHostSpec.login) log in as.
+LAB_SUDO_USER = "dc"
 
 LAB_ID_PATTERN = r"[0-9a-f]{8}"
 _STATE = re.escape(str(STATE_DIR))
@@ -28,8 +32,13 @@ RUN_DIR_RE = re.compile(rf"{_STATE}/{NETNS_PREFIX}({LAB_ID_PATTERN})")
 NS_FILE_RE = re.compile(rf"{_STATE}/{NETNS_PREFIX}({LAB_ID_PATTERN})/\d+\.(?:mnt|uts)")
 #: A host's network namespace name.
 NETNS_RE = re.compile(rf"{NETNS_PREFIX}({LAB_ID_PATTERN})-\d+")
-#: What the command line of a lab's socat/nsenter processes contains.
-MARKER_RE = re.compile(rf"/run/netns/{NETNS_PREFIX}({LAB_ID_PATTERN})-\d+")
+#: What the command line of a lab's socat/nsenter processes contains: a
+#: network namespace of the lab, or (a bastion in the machine's network,
+#: which enters none) the lab's run dir.
+MARKER_RE = re.compile(
+    rf"/run/netns/{NETNS_PREFIX}({LAB_ID_PATTERN})-\d+"
+    rf"|{_STATE}/{NETNS_PREFIX}({LAB_ID_PATTERN})/"
+)
 
 # Directories the lab must never delete, whatever a (possibly corrupt) state
 # file says.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from driftcheck.lab.commands import run
 from driftcheck.lab.errors import LabError
+from driftcheck.lab.names import LAB_SUDO_USER
 from driftcheck.lab.spec import LabHostSpec
 
 
@@ -108,7 +109,11 @@ def provision_script(spec: LabHostSpec, host_key: Path, identity_pub: str) -> st
     script.put("/etc/ssh/ssh_host_ed25519_key", host_key.read_bytes(), 0o600)
     script.put("/etc/ssh/ssh_host_ed25519_key.pub", _public(host_key).read_bytes(), 0o644)
     script.line("mkdir -p /root/.ssh && chmod 700 /root/.ssh")
-    script.put("/root/.ssh/authorized_keys", (identity_pub + "\n").encode(), 0o600)
+    if spec.login == "root":
+        script.put("/root/.ssh/authorized_keys", (identity_pub + "\n").encode(), 0o600)
+    else:
+        # The sudo kinds: root cannot log in, not even with the lab's key.
+        script.line("rm -f /root/.ssh/authorized_keys")
     script.put("/etc/hostname", (spec.name + "\n").encode(), 0o644)
     # /run is a fresh tmpfs: give it the login records file a booted
     # Debian has, or sshd logs "logout() returned an error" per session.
@@ -119,4 +124,41 @@ def provision_script(spec: LabHostSpec, host_key: Path, identity_pub: str) -> st
         script.chmod(path, mode)
     for path, owner in spec.file_owners.items():
         script.chown(path, owner)
+    return script.text()
+
+
+# /etc/sudoers.d/LAB_SUDO_USER per sudo login kind.
+_SUDOERS: dict[str, str] = {
+    "sudo": f"{LAB_SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n",
+    "sudo-password": f"{LAB_SUDO_USER} ALL=(ALL) ALL\n",
+    "sudo-requiretty": (
+        f"Defaults:{LAB_SUDO_USER} requiretty\n{LAB_SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n"
+    ),
+}
+
+
+def sudo_user_script(spec: LabHostSpec, identity_pub: str, password: str | None) -> str:
+    """The script (run in the host's chroot) that makes the sudo user of a sudo login.
+
+    It runs after the spec's packages, so a host may bring its own sudo.
+    ``password`` is set as the user's password (needed by "sudo-password").
+    """
+    user = LAB_SUDO_USER
+    home = f"/home/{user}"
+    script = HostScript()
+    script.line(
+        "command -v sudo >/dev/null || { echo 'sudo is not installed in this host root; "
+        "apt-get install sudo on the machine (see .ci/run) or list it in packages' >&2; exit 1; }"
+    )
+    script.line(f"id -u {user} >/dev/null 2>&1 || useradd -m -s /bin/sh {user}")
+    script.line(f"mkdir -p {home}/.ssh")
+    script.put(f"{home}/.ssh/authorized_keys", (identity_pub + "\n").encode(), 0o600)
+    script.chmod(f"{home}/.ssh", 0o700)
+    script.line(f"chown -R {user}:{user} {home}/.ssh")
+    if password is not None:
+        script.line(f"printf '%s:%s\\n' {user} {shlex.quote(password)} | chpasswd")
+    sudoers = f"/etc/sudoers.d/{user}"
+    script.put(sudoers, _SUDOERS[spec.login].encode(), 0o440)
+    # A broken sudoers file would make sudo refuse to run at all: fail here instead.
+    script.line(f"visudo -cqf {sudoers}")
     return script.text()

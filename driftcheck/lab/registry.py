@@ -131,7 +131,7 @@ def _orphans() -> dict[str, LabRecord]:
             rec(m.group(1)).dirs.append(str(entry))
     for proc in iter_procs():
         if comm(proc.pid) in MARKED_COMMANDS and (m := MARKER_RE.search(cmdline(proc.pid))):
-            rec(m.group(1))  # found by its marker during teardown
+            rec(m.group(1) or m.group(2))  # found by its marker during teardown
     return found
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from driftcheck.lab.commands import HOST_ENV, run
+from driftcheck.lab.names import LAB_ADDRESS
 from driftcheck.lab.spec import LabHostSpec
 
 
@@ -17,6 +18,7 @@ class HostRuntime:
 
     spec: LabHostSpec
     index: int
+    #: "" for a bastion that runs in the machine's own network namespace.
     netns: str
     mnt_file: Path
     uts_file: Path
@@ -26,9 +28,13 @@ class HostRuntime:
     root: Path
     #: The overlay's lower layer: the machine's own / or a release's root tree.
     lower: Path = Path("/")
+    #: Where a client connects: 127.0.0.1, or 192.0.2.N behind a bastion.
+    address: str = LAB_ADDRESS
     port: int = 0
     host_public_key: str = ""
     known_hosts_key: str = ""
+    #: The sudo user's password (login "sudo-password" only).
+    sudo_password: str | None = None
     #: The socat listener, or the port holder of a "down" host.
     process: subprocess.Popen[bytes] | None = None
 
@@ -39,9 +45,11 @@ class HostRuntime:
 
     def enter(self) -> list[str]:
         """Prefix that runs a command inside this host (namespaces + chroot)."""
+        # No netns: a bastion in the machine's network stays in the machine's.
+        net = [f"--net=/run/netns/{self.netns}"] if self.netns else []
         return [
             "nsenter",
-            f"--net=/run/netns/{self.netns}",
+            *net,
             f"--mount={self.mnt_file}",
             f"--uts={self.uts_file}",
             "chroot",

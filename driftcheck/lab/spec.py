@@ -9,15 +9,40 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from driftcheck.lab.errors import LabError
 
-Fault = Literal["down", "hang", "wrong_host_key"]
+#: What is wrong with a host: "down" refuses connections; "hang" accepts and
+#: says nothing; "banner_stall" sends an SSH banner and then nothing;
+#: "auth_stall" is a real sshd whose public key check never answers;
+#: "wrong_host_key" puts a decoy key in known_hosts.
+Fault = Literal["down", "hang", "wrong_host_key", "banner_stall", "auth_stall"]
 FAULTS: tuple[str, ...] = get_args(Fault)
+
+#: How a client logs into a lab host: as root, or as the sudo user
+#: (:data:`~driftcheck.lab.names.LAB_SUDO_USER`) whose sudo needs nothing, a
+#: password, or a tty.
+Login = Literal["root", "sudo", "sudo-password", "sudo-requiretty"]
+LOGINS: tuple[str, ...] = get_args(Login)
+
+#: Where a bastion's sshd runs: in a network namespace of its own (hosts behind
+#: it hang off a bridge there) or in the machine's own (it then reaches every
+#: ordinary lab host's 127.0.0.1 listener).
+Network = Literal["own", "machine"]
+NETWORKS: tuple[str, ...] = get_args(Network)
+#: Faults a host behind a bastion can have (its sshd is a daemon, not a listener).
+BEHIND_FAULTS: tuple[str, ...] = ("down", "wrong_host_key")
+#: Candidates for the network between a bastion and the hosts behind it (the
+#: documentation ranges of RFC 5737, /24 each): X.1 is the bastion, the hosts
+#: behind bastions get X.2, X.3, ... in spec order.  A lab takes the first one
+#: the machine itself does not use (some machines sit in 192.0.2.0/24), so
+#: that the machine has no route of its own to a host behind a bastion.
+BEHIND_NETS: tuple[str, ...] = ("192.0.2", "198.51.100", "203.0.113")
+MAX_BEHIND = 253
 
 _NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _ENV_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -220,6 +245,62 @@ def check_fault(host: str, fault: object) -> Fault | None:
     return fault  # type: ignore[return-value]
 
 
+def check_login(host: str, login: object) -> Login:
+    """One of :data:`LOGINS`."""
+    if login not in LOGINS:
+        raise LabError(f"unknown login {login!r} for host {host}; use one of {', '.join(LOGINS)}")
+    return login  # type: ignore[return-value]
+
+
+def check_placement(spec: LabHostSpec) -> None:
+    """The bastion fields of one spec agree with each other (see :func:`check_lab`)."""
+    name = spec.name
+    if not isinstance(spec.bastion, bool):
+        raise LabError(f"bastion of host {name} must be true or false")
+    if spec.network not in NETWORKS:
+        raise LabError(
+            f"unknown network {spec.network!r} for host {name}; use one of {', '.join(NETWORKS)}"
+        )
+    if spec.network == "machine" and not spec.bastion:
+        raise LabError(f"network 'machine' is only for bastions; set bastion=True on host {name}")
+    if spec.network == "machine" and spec.sysctls:
+        raise LabError(
+            f"host {name} shares the machine's network namespace: its net.* sysctls would be "
+            "the machine's; drop sysctls or use network 'own'"
+        )
+    if spec.behind is None:
+        return
+    check_host_name(spec.behind)
+    if spec.bastion:
+        raise LabError(f"bastion {name} cannot be behind {spec.behind}; drop one of the two")
+    if spec.fault not in (None, *BEHIND_FAULTS):
+        raise LabError(
+            f"fault {spec.fault!r} is not supported on host {name} behind a bastion; "
+            f"use one of {', '.join(BEHIND_FAULTS)} or put the host on loopback"
+        )
+
+
+def check_lab(specs: Sequence[LabHostSpec]) -> None:
+    """Checks across the specs of one lab: every ``behind`` names a bastion of its own network."""
+    by_name = {spec.name: spec for spec in specs}
+    behind = [spec for spec in specs if spec.behind is not None]
+    for spec in behind:
+        bastion = by_name.get(str(spec.behind))
+        if bastion is None or not bastion.bastion:
+            known = ", ".join(s.name for s in specs if s.bastion) or "none"
+            raise LabError(
+                f"host {spec.name} is behind {spec.behind!r}, which is not a bastion of this lab "
+                f"(bastions: {known}); add LabHostSpec({spec.behind!r}, ..., bastion=True)"
+            )
+        if bastion.network != "own":
+            raise LabError(
+                f"host {spec.name} cannot be behind {bastion.name}: a bastion in the machine's "
+                "network would route the machine to it; give the bastion network 'own'"
+            )
+    if len(behind) > MAX_BEHIND:
+        raise LabError(f"{len(behind)} hosts behind bastions; their /24 has room for {MAX_BEHIND}")
+
+
 def check_release(host: str, release: object) -> str | None:
     """None (the machine's own root) or one of :data:`RELEASES`."""
     if release is None:
@@ -256,6 +337,16 @@ class LabHostSpec:
     ``release`` names a Debian release (one of :data:`RELEASES`) whose own
     root tree, built once by debootstrap, is the host's lower layer instead
     of the machine's ``/``; None keeps the machine's root.
+    ``login`` is how a client logs in: "root" with the lab's key, or (the
+    sudo kinds) as the user ``dc`` with that key while root cannot log in at
+    all; dc's sudo then needs nothing ("sudo"), dc's password
+    ("sudo-password", see ``LabHost.sudo_password``) or a tty
+    ("sudo-requiretty").
+    ``bastion`` makes the host a jump host: reachable on loopback like every
+    lab host but not a host of :meth:`Lab.inventory`.  ``behind`` names the
+    bastion (in the same lab) a host sits behind: it is reachable only from
+    there, at 192.0.2.N port 22.  ``network`` ("own" or, for bastions only,
+    "machine") says whose network namespace the host's sshd runs in.
     """
 
     name: str
@@ -269,6 +360,10 @@ class LabHostSpec:
     packages: Mapping[str, str | None] = field(default_factory=_empty, hash=False)
     kernel_state: Mapping[str, str] = field(default_factory=_empty, hash=False)
     release: str | None = None
+    login: Login = "root"
+    bastion: bool = False
+    behind: str | None = None
+    network: Network = "own"
 
     def __post_init__(self) -> None:
         name = check_host_name(self.name)
@@ -287,6 +382,8 @@ class LabHostSpec:
             check_package(package, version, f" on host {name}")
         check_fault(name, self.fault)
         check_release(name, self.release)
+        check_login(name, self.login)
+        check_placement(self)
         kernel_state = {
             path: check_kernel_state(name, path, text) for path, text in self.kernel_state.items()
         }
@@ -311,3 +408,11 @@ class LabHost:
     host_public_key: str = ""
     #: Name of the host's network namespace (for ``ip netns exec``).
     netns: str = ""
+    #: Who a client logs in as: "root", or LAB_SUDO_USER for the sudo logins.
+    user: str = "root"
+    #: How that user becomes root: None (it is root) or "sudo".
+    become: str | None = None
+    #: The sudo user's password (login "sudo-password" only; sudo asks for it).
+    sudo_password: str | None = field(default=None, repr=False)
+    #: "USER@127.0.0.1:PORT" of the bastion this host is behind, else None.
+    proxy_jump: str | None = None

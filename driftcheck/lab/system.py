@@ -8,11 +8,12 @@ about labs.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,36 @@ def rmtree(path: str) -> list[str]:
     return failures
 
 
+# ----------------------------------------------------------------- network
+
+
+def unused_network(candidates: Sequence[str]) -> str:
+    """The first ``X.Y.Z`` of ``candidates`` whose /24 no address or route of ours overlaps.
+
+    The default route does not count: it overlaps everything, and what it
+    leads to is not on this machine.
+    """
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    addrs = run(["ip", "-4", "-o", "addr", "show"]).stdout.split("\n")
+    routes = run(["ip", "-4", "-o", "route", "show", "table", "all"]).stdout.split("\n")
+    for line in addrs:
+        fields = line.split()
+        if "inet" in fields:
+            used.append(ipaddress.ip_interface(fields[fields.index("inet") + 1]).network)
+    for line in routes:
+        fields = line.split()
+        if fields and fields[0] not in ("default", "broadcast", "local", "unreachable"):
+            with contextlib.suppress(ValueError):
+                used.append(ipaddress.ip_network(fields[0], strict=False))
+    for prefix in candidates:
+        net = ipaddress.ip_network(f"{prefix}.0/24")
+        if not any(net.overlaps(u) for u in used):
+            return prefix
+    raise LabError(
+        f"every network for hosts behind bastions ({', '.join(candidates)}) is in use here"
+    )
+
+
 # ------------------------------------------------------------------- ports
 
 
@@ -195,9 +226,13 @@ def free_port(exclude: set[int]) -> int:
     raise LabError(f"could not find a free TCP port on {LAB_ADDRESS}")
 
 
-def listening(pid: int, port: int) -> bool:
-    """True when process ``pid`` itself holds a LISTEN socket on 127.0.0.1:port."""
-    want = f"0100007F:{port:04X}"
+def listening(pid: int, port: int, address: str = LAB_ADDRESS) -> bool:
+    """True when process ``pid`` itself holds a LISTEN socket on address:port.
+
+    /proc/PID/net/tcp lists the sockets of ``pid``'s own network namespace.
+    """
+    # The kernel prints the address as the hex of its in-memory (network order) u32.
+    want = f"{socket.inet_aton(address)[::-1].hex().upper()}:{port:04X}"
     inodes: set[str] = set()
     try:
         lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]

@@ -19,6 +19,7 @@ from driftcheck.lab.names import (
     NETNS_PREFIX,
     NETNS_RE,
     process_marker,
+    run_dir,
     safe_to_remove,
     state_file,
 )
@@ -41,14 +42,20 @@ from driftcheck.lab.system import (
 # listeners and their forked children, nsenter on its way into a host).  A
 # shell that merely greps for the path is somebody else's and is left alone.
 MARKED_COMMANDS = frozenset({"socat", "nsenter"})
+#: Helper programs a lab runs outside its hosts (see Lab.spawn).
+HELPER_COMMANDS = frozenset({"ssh-agent"})
 
 
-def carries_marker(pid: int, marker: str) -> bool:
-    """True for a socat/nsenter process whose command line names ``marker``."""
-    return comm(pid) in MARKED_COMMANDS and marker in cmdline(pid)
+def carries_marker(pid: int, marker: str | tuple[str, ...]) -> bool:
+    """True for a socat/nsenter process whose command line names ``marker`` (or one of them)."""
+    markers = (marker,) if isinstance(marker, str) else marker
+    if comm(pid) not in MARKED_COMMANDS:
+        return False
+    line = cmdline(pid)
+    return any(m in line for m in markers)
 
 
-def _lab_processes(record: LabRecord, marker: str) -> dict[int, int]:
+def _lab_processes(record: LabRecord, marker: tuple[str, ...]) -> dict[int, int]:
     """pid -> start time of every live process that belongs to the lab.
 
     A process belongs to the lab when it is one of the recorded pids (same
@@ -64,10 +71,16 @@ def _lab_processes(record: LabRecord, marker: str) -> dict[int, int]:
     }
     procs = {p.pid: p for p in iter_procs() if p.state not in ("Z", "X")}
     targets: dict[int, int] = {}
+    # Helpers the lab started outside any host (ssh-agent) name the lab's own
+    # directory; found also when the lab died before it recorded their pid.
+    own_dir = f"{record.workdir.rstrip('/')}/{NETNS_PREFIX}{record.lab_id}/"
     for pid, start in record.pids:
         proc = procs.get(pid)
         if proc is not None and proc.start == start and carries_marker(pid, marker):
             targets[pid] = start
+    for proc in procs.values():
+        if record.workdir and comm(proc.pid) in HELPER_COMMANDS and own_dir in cmdline(proc.pid):
+            targets[proc.pid] = proc.start
     for proc in procs.values():
         if proc.pid not in targets and (
             carries_marker(proc.pid, marker)
@@ -96,7 +109,9 @@ def _lab_processes(record: LabRecord, marker: str) -> dict[int, int]:
 
 def kill_lab_processes(record: LabRecord) -> tuple[list[str], list[str]]:
     """SIGKILL every process of the lab; return (what was removed, errors)."""
-    marker = process_marker(record.lab_id)
+    # The run dir marks what enters a host without entering a network
+    # namespace (a bastion in the machine's network).
+    marker = (process_marker(record.lab_id), f"{run_dir(record.lab_id)}/")
     removed: list[str] = []
     errors: list[str] = []
     # Repeat: a listener killed mid-fork may leave a child that enters the
