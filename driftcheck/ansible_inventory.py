@@ -667,6 +667,11 @@ class _VarsFiles:
         return out
 
     def _read(self, path: Path) -> dict[str, Sourced]:
+        if _read_text(path).lstrip().startswith("$ANSIBLE_VAULT;"):
+            # A vault-encrypted vars file (group_vars/all/vault.yml is the usual layout)
+            # needs the vault password: its variables are left out rather than failing the
+            # whole inventory. A connection var templated from them is an error later.
+            return {}
         node = yaml_node(path)
         data = None if node is None else construct(node)
         if not data:
@@ -680,7 +685,9 @@ class _VarsFiles:
 # ----------------------------------------------------------------------------- merging
 
 
-def merge_host(inventory: _Inventory, files: _VarsFiles, name: str) -> AnsibleHost:
+def merge_host(
+    inventory: _Inventory, files: _VarsFiles, depth: Mapping[str, int], name: str
+) -> AnsibleHost:
     """One host's variables in VariableManager.get_vars' order (the default precedence).
 
     Lowest first: inline vars of ``all``; inline vars of its other groups by (depth,
@@ -688,7 +695,6 @@ def merge_host(inventory: _Inventory, files: _VarsFiles, name: str) -> AnsibleHo
     order; the host's inline vars; host_vars/. Later ones replace earlier ones whole
     (hash_behaviour=replace, Ansible's default).
     """
-    depth = inventory.depths()
     groups = sorted(
         (inventory.groups[g] for g in inventory.host_groups(name) if g != "all"),
         key=lambda g: (depth.get(g.name, 0), g.priority, g.name),
@@ -727,7 +733,8 @@ def load_ansible_inventory(path: Path) -> list[AnsibleHost]:
         parse_static_file(inventory, file, base)
     inventory.reconcile()
     vars_files_ = _VarsFiles(base)
-    return [merge_host(inventory, vars_files_, name) for name in inventory.hosts]
+    depth = inventory.depths()
+    return [merge_host(inventory, vars_files_, depth, name) for name in inventory.hosts]
 
 
 # ----------------------------------------------------------------------------- dynamic

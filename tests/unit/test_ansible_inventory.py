@@ -240,6 +240,36 @@ def test_unsafe_and_vault_tags(tmp_path: Path, ansible_env: dict[str, str]) -> N
     assert isinstance(host.vars["b"], VaultedValue)
 
 
+def test_a_vaulted_vars_file_is_left_out(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {
+            "hosts": "h1\n",
+            "group_vars/all/main.yml": "db_password: '{{ vault_db_password }}'\n",
+            "group_vars/all/vault.yml": "$ANSIBLE_VAULT;1.1;AES256\n6162636465\n",
+        },
+    )
+    (host,) = load_ansible_inventory(path)
+    assert host.vars == {"db_password": "{{ vault_db_password }}"}
+
+
+def test_a_directory_with_a_script_goes_to_ansible(
+    tmp_path: Path, ansible_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One dynamic source makes the whole directory Ansible's to evaluate.
+    inventory = tmp_path / "inventory"
+    shutil.copytree(ANSIBLE / "dynamic", inventory)
+    write(inventory, {"static.ini": "[lb]\nlb1 ansible_port=2200\n"})
+    monkeypatch.setenv("ANSIBLE_CONFIG", ansible_env["ANSIBLE_CONFIG"])
+    hosts = by_name(load_ansible_inventory(inventory))
+    assert set(hosts) == {
+        "web1.cloud.example.com", "web2.cloud.example.com", "db1.cloud.example.com", "lb1"
+    }  # fmt: skip
+    assert hosts["lb1"].vars == {"ansible_port": 2200, "region": "eu-west-1"}
+    assert hosts["lb1"].sources == {"ansible_port": DYNAMIC_SOURCE, "region": DYNAMIC_SOURCE}
+    assert hosts["web1.cloud.example.com"].groups == ("prod", "web")
+
+
 def first_line_error(path: Path) -> str:
     with pytest.raises(InventoryError) as caught:
         load_ansible_inventory(path)
