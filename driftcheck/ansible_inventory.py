@@ -46,8 +46,6 @@ IGNORED_ENTRIES = re.compile(
     r"|(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm|\.md|\.txt|\.rst|\.orig|\.cfg|\.retry)$"
 )
 YAML_INVENTORY_EXTENSIONS = ("", ".yml", ".yaml", ".json")
-#: Ansible's C.INVALID_VARIABLE_NAMES: INI section names have these replaced with "_".
-INVALID_GROUP_CHARS = re.compile(r"^[\d\W]|[^\w]")
 INI_SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 INI_GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
 
@@ -165,14 +163,14 @@ class _Inventory:
                     todo.append(parent)
         return out
 
-    def set_group_var(self, group: str, key: str, value: Any, source: str) -> None:
+    def set_group_var(self, group: str, key: str, value: Any, source: str, where: str) -> None:
         if key == "ansible_group_priority":
             # Group.set_variable: the priority is the group's, not a variable.
             try:
                 self.groups[group].priority = int(value)
             except (TypeError, ValueError):
                 raise fail(
-                    source,
+                    where,
                     f"ansible_group_priority of group {group!r} is {value!r}, not a number; "
                     "set it to an integer",
                 ) from None
@@ -320,7 +318,7 @@ def parse_ini(inventory: _Inventory, path: Path, rel: str) -> None:
             _ini_hosts(state, line, where, source)
         elif state.kind == "vars":
             key, value = _ini_variable(line, where)
-            inventory.set_group_var(state.group, key, value, source)
+            inventory.set_group_var(state.group, key, value, source, where)
         else:
             _ini_child(state, line, number, where)
     for name, (number, kind, parents) in state.pending.items():
@@ -338,7 +336,9 @@ def parse_ini(inventory: _Inventory, path: Path, rel: str) -> None:
 
 
 def _ini_section(state: _IniState, section: re.Match[str], number: int, where: str) -> None:
-    name = INVALID_GROUP_CHARS.sub("_", section.group(1))
+    # Kept as written: Ansible only rewrites invalid group names when its config says
+    # so (TRANSFORM_INVALID_GROUP_CHARS, "never" by default).
+    name = section.group(1)
     kind = section.group(2) or "hosts"
     if kind not in ("hosts", "children", "vars"):
         raise fail(
@@ -466,9 +466,7 @@ def yaml_pairs(node: yaml.Node | None) -> list[tuple[Any, yaml.Node, yaml.Node |
 
 def _is_mapping(node: yaml.Node | None) -> bool:
     return (
-        node is None
-        or isinstance(node, yaml.MappingNode)
-        or node.tag == "tag:yaml.org,2002:null"
+        node is None or isinstance(node, yaml.MappingNode) or node.tag == "tag:yaml.org,2002:null"
     )
 
 
@@ -523,8 +521,13 @@ def _yaml_group(state: _YamlFile, name: Any, key: yaml.Node, data: yaml.Node | N
             continue
         for item, item_key, item_value in yaml_pairs(value):
             if section == "vars":
-                inventory.set_group_var(name, str(item), construct_value(item_value),
-                                        state.source(item_key))
+                inventory.set_group_var(
+                    name,
+                    str(item),
+                    construct_value(item_value),
+                    state.source(item_key),
+                    state.where(item_key),
+                )
             elif section == "children":
                 child = _yaml_group(state, item, item_key, item_value)
                 inventory.add_child(name, child, state.where(item_key))
@@ -664,6 +667,11 @@ class _VarsFiles:
         return out
 
     def _read(self, path: Path) -> dict[str, Sourced]:
+        if _read_text(path).lstrip().startswith("$ANSIBLE_VAULT;"):
+            # A vault-encrypted vars file (group_vars/all/vault.yml is the usual layout)
+            # needs the vault password: its variables are left out rather than failing the
+            # whole inventory. A connection var templated from them is an error later.
+            return {}
         node = yaml_node(path)
         data = None if node is None else construct(node)
         if not data:
@@ -677,7 +685,9 @@ class _VarsFiles:
 # ----------------------------------------------------------------------------- merging
 
 
-def merge_host(inventory: _Inventory, files: _VarsFiles, name: str) -> AnsibleHost:
+def merge_host(
+    inventory: _Inventory, files: _VarsFiles, depth: Mapping[str, int], name: str
+) -> AnsibleHost:
     """One host's variables in VariableManager.get_vars' order (the default precedence).
 
     Lowest first: inline vars of ``all``; inline vars of its other groups by (depth,
@@ -685,7 +695,6 @@ def merge_host(inventory: _Inventory, files: _VarsFiles, name: str) -> AnsibleHo
     order; the host's inline vars; host_vars/. Later ones replace earlier ones whole
     (hash_behaviour=replace, Ansible's default).
     """
-    depth = inventory.depths()
     groups = sorted(
         (inventory.groups[g] for g in inventory.host_groups(name) if g != "all"),
         key=lambda g: (depth.get(g.name, 0), g.priority, g.name),
@@ -724,7 +733,8 @@ def load_ansible_inventory(path: Path) -> list[AnsibleHost]:
         parse_static_file(inventory, file, base)
     inventory.reconcile()
     vars_files_ = _VarsFiles(base)
-    return [merge_host(inventory, vars_files_, name) for name in inventory.hosts]
+    depth = inventory.depths()
+    return [merge_host(inventory, vars_files_, depth, name) for name in inventory.hosts]
 
 
 # ----------------------------------------------------------------------------- dynamic
@@ -734,7 +744,9 @@ def load_dynamic(path: Path, runner: Callable[..., Any] = subprocess.run) -> lis
     """Let Ansible evaluate a dynamic inventory and read its ``--list`` JSON."""
     command = ["ansible-inventory", "-i", str(path), "--list"]
     try:
-        proc = runner(command, capture_output=True, text=True, timeout=DYNAMIC_TIMEOUT)
+        proc = runner(
+            command, capture_output=True, text=True, timeout=DYNAMIC_TIMEOUT, env=_dynamic_env()
+        )
     except FileNotFoundError:
         raise fail(
             str(path),
@@ -749,10 +761,8 @@ def load_dynamic(path: Path, runner: Callable[..., Any] = subprocess.run) -> lis
         ) from None
     if proc.returncode != 0:
         lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-        last = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise fail(
-            str(path), f"ansible-inventory --list failed: {last}; fix the inventory source"
-        )
+        last = lines[-1].removeprefix("[ERROR]: ") if lines else f"exit status {proc.returncode}"
+        raise fail(str(path), f"ansible-inventory --list failed: {last}; fix the inventory source")
     try:
         data = json.loads(proc.stdout, object_hook=_decode_tagged)
     except json.JSONDecodeError as error:
@@ -760,6 +770,18 @@ def load_dynamic(path: Path, runner: Callable[..., Any] = subprocess.run) -> lis
             str(path), f"ansible-inventory --list printed no JSON ({error.msg}); run it by hand"
         ) from None
     return hosts_from_list(data, str(path))
+
+
+def _dynamic_env() -> dict[str, str]:
+    # The user's own Ansible configuration applies (plugins, credentials), but a source
+    # that fails to parse must fail: by default ansible-inventory warns, lists no host
+    # and exits 0, which would look like an empty inventory.
+    return {
+        **os.environ,
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
+        "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "1",
+        "ANSIBLE_NOCOLOR": "1",
+    }
 
 
 def _decode_tagged(obj: dict[str, Any]) -> Any:
@@ -802,7 +824,6 @@ def hosts_from_list(data: Any, where: str) -> list[AnsibleHost]:
             )
         )
     return out
-
 
 
 # ----------------------------------------------------------------------------- connection
@@ -920,9 +941,7 @@ def connection_settings(host: AnsibleHost) -> ConnectionVars:
 def _port(host: str, name: str, value: Any, source: str) -> int:
     text = str(value).strip()
     if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise fail(
-            source, f"host {host}: {name} is {value!r}, not a port; set a number 1-65535"
-        )
+        raise fail(source, f"host {host}: {name} is {value!r}, not a port; set a number 1-65535")
     return int(text)
 
 
