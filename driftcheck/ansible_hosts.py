@@ -6,41 +6,44 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from driftcheck.ansible_inventory import AnsibleHost, connection_settings, load_ansible_inventory
 from driftcheck.errors import InventoryError
 from driftcheck.hostconfig import HostDraft, Layer
 
-if TYPE_CHECKING:
-    from driftcheck.inventory import AnsibleModel
-
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def ansible_drafts(
-    model: AnsibleModel, base: Path, where: str, warnings: list[str]
+    inventory: str,
+    environments: Mapping[str, str | Sequence[str]],
+    roles: Sequence[str] | None,
+    where: tuple[Path, str],
+    warnings: list[str],
 ) -> list[HostDraft]:
-    """The Ansible hosts that belong to one of ``model.environments``' groups;
-    ``where`` (the ``ansible.inventory`` line) is named in errors."""
-    source = Path(model.inventory).expanduser()
+    """The hosts of Ansible inventory ``inventory`` that are in one of the groups
+    ``environments`` maps to our environments, with ``roles`` (or all their other
+    groups) as roles; ``where`` is the base directory for a relative path and the
+    ``file:line`` named in errors."""
+    base, at = where
+    source = Path(inventory).expanduser()
     path = source if source.is_absolute() else base / source
     if not path.exists():
         raise InventoryError(
-            f"{where}: ansible.inventory {model.inventory!r}: {path} does not exist; fix the path"
+            f"{at}: ansible.inventory {inventory!r}: {path} does not exist; fix the path"
         )
-    envs = {env: (g,) if isinstance(g, str) else tuple(g) for env, g in model.environments.items()}
+    envs = {env: (g,) if isinstance(g, str) else tuple(g) for env, g in environments.items()}
     env_groups = {g for groups in envs.values() for g in groups}
     drafts = []
     for host in load_ansible_inventory(path):
-        env = _environment(host, envs, where)
+        env = _environment(host, envs, at)
         if env is None:
             continue  # in none of the mapped groups: not part of the comparison
-        roles = _roles(host, model.roles, env_groups, where)
+        host_roles = _roles(host, roles, env_groups, at)
         conn = connection_settings(host)
         warnings.extend(conn.warnings)
         layer = Layer(conn.settings, {k: f"ansible {v}" for k, v in conn.sources.items()})
-        drafts.append(HostDraft(host.name, env, roles, (layer,)))
+        drafts.append(HostDraft(host.name, env, host_roles, (layer,)))
     return drafts
 
 

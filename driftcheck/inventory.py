@@ -440,9 +440,13 @@ def _drafts(
             own = _layer(entry, root, path, "environments", env_name, "hosts", name)
             layers = (own, env_layers[env_name], defaults)
             drafts.append(HostDraft(name, env_name, tuple(entry.roles), layers))
-    if model.ansible is not None:
+    ans = model.ansible
+    if ans is not None:
         where = f"{path}:{_line(root, 'ansible', 'inventory')}"
-        for draft in ansible_drafts(model.ansible, path.parent, where, warnings):
+        found = ansible_drafts(
+            ans.inventory, ans.environments, ans.roles, (path.parent, where), warnings
+        )
+        for draft in found:
             _unique(draft.name, draft.environment, f"{where} (Ansible)", seen)
             rest = (env_layers.get(draft.environment, _EMPTY), defaults)
             drafts.append(replace(draft, layers=(*draft.layers, *rest)))
