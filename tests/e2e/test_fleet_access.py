@@ -310,3 +310,71 @@ def test_a_refused_key_says_refused(lab: Lab, tmp_path: Path) -> None:
         f"authentication as 'dc' on 127.0.0.1:{port} refused (offered: identity_file {stranger}"
     ), hosts["stg-sudo"]["error"]
     quiet(run.stderr)
+
+
+# -- an Ansible inventory, as it is ---------------------------------------------------
+
+
+def ansible_tree(lab: Lab, folder: Path) -> Path:
+    """An Ansible inventory of three lab hosts: inline vars, group_vars, host_vars."""
+    hosts = lab.hosts
+    (folder / "group_vars").mkdir(parents=True)
+    (folder / "host_vars").mkdir()
+    (folder / "hosts.ini").write_text(
+        "[prod]\n"
+        f"prod-web1 ansible_host=127.0.0.1 ansible_port={hosts['prod-web1'].port}\n"
+        "[stg]\n"
+        f"stg-sudo ansible_host=127.0.0.1 ansible_port={hosts['stg-sudo'].port} ansible_user=dc"
+        " ansible_become=true\n"
+        f"stg-behind1 ansible_host={hosts['stg-behind1'].address}\n"
+        "[web:children]\nprod\nstg\n"
+    )
+    known = f"-o UserKnownHostsFile={lab.known_hosts}"
+    (folder / "group_vars" / "all.yml").write_text(
+        f"ansible_user: root\nansible_ssh_private_key_file: {lab.identity_file}\n"
+        f"ansible_ssh_common_args: '{known} -o StrictHostKeyChecking=no'\n"
+    )
+    (folder / "host_vars" / "stg-behind1.yml").write_text(
+        f"ansible_ssh_common_args: '{known} -J root@127.0.0.1:{hosts['bast'].port}'\n"
+    )
+    return folder / "hosts.ini"
+
+
+def test_an_ansible_inventory_without_rewriting(lab: Lab, tmp_path: Path) -> None:
+    source = ansible_tree(lab, tmp_path / "ansible")
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"connect_timeout": 5, "command_timeout": 30},
+                "ansible": {
+                    "inventory": "ansible/hosts.ini",
+                    "environments": {"production": "prod", "staging": "stg"},
+                },
+                "compare": {"reference": "production", "targets": ["staging"]},
+                "collect": COLLECT,
+            }
+        )
+    )
+    run = run_driftcheck(tmp_path, "collect", "-i", str(inv))
+    assert run.returncode == 0, run.stderr
+    assert "collected 3/3 hosts completely" in run.stderr
+    assert "group_vars/all.yml" in run.stderr and "StrictHostKeyChecking" in run.stderr
+    # The oracle: what ansible-core itself makes of the same files (no user config).
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    listed = subprocess.run(
+        ["ansible-inventory", "-i", str(source), "--list"],
+        capture_output=True, text=True, check=True, timeout=120,
+        env={**os.environ, "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"), "HOME": str(tmp_path)},
+    )  # fmt: skip
+    hostvars = json.loads(listed.stdout)["_meta"]["hostvars"]
+    shown = run_driftcheck(tmp_path, "hosts", "-i", str(inv), "--brief").stdout.splitlines()
+    for line in shown:
+        name, _, reach = line.split("  ")[:3]
+        reach = reach.split(" via ")[0].removesuffix(" (sudo)")
+        ours = hostvars[name]
+        port = ours.get("ansible_port", 22)
+        assert reach == f"{ours['ansible_user']}@{ours['ansible_host']}:{port}", line
+    assert any("[staging: web]" in line and "via root@127.0.0.1:" in line for line in shown)
+    detail = run_driftcheck(tmp_path, "hosts", "-i", str(inv)).stdout
+    assert "ansible hosts.ini:4" in detail and "ansible group_vars/all.yml" in detail
