@@ -29,8 +29,6 @@ from .hostkeys import HostKeyPolicy, HostKeyRefused, KnownHosts, fingerprint
 
 #: The keys OpenSSH (and paramiko's look_for_keys) tries when none is configured.
 DEFAULT_KEYS = ("~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519")
-#: What a login runs over: a TCP socket, or a channel through a jump host.
-Sock = socket.socket | paramiko.Channel
 #: paramiko's own timeouts come this long after ours, so ours always speaks first.
 _PARAMIKO_SLACK = 5.0
 
@@ -214,7 +212,7 @@ def _keys(login: Login) -> _Keys:
 class _Watchdog:
     """Closes a login's connection at its deadline; tells afterwards whether it did."""
 
-    def __init__(self, seconds: float, conn: fabric.Connection, sock: Sock) -> None:
+    def __init__(self, seconds: float, conn: fabric.Connection, sock: socket.socket) -> None:
         self._conn, self._sock = conn, sock
         self._lock = threading.Lock()
         self._done = False
@@ -238,7 +236,7 @@ class _Watchdog:
             return self.expired
 
 
-def close_quietly(conn: fabric.Connection | None, sock: Sock | None) -> None:
+def close_quietly(conn: fabric.Connection | None, sock: socket.socket | None) -> None:
     """Close a connection and its socket, transport first: closing the socket under
     paramiko's running thread is what makes it log "Bad file descriptor"."""
     if conn is not None:
@@ -250,7 +248,9 @@ def close_quietly(conn: fabric.Connection | None, sock: Sock | None) -> None:
             sock.close()
 
 
-def connect(login: Login, sock: Sock, known_hosts: KnownHosts, started: float) -> fabric.Connection:
+def connect(
+    login: Login, sock: socket.socket, known_hosts: KnownHosts, started: float
+) -> fabric.Connection:
     """Log in over ``sock``: banner, key exchange, host key check, authentication,
     all within ``login.connect_timeout`` of ``started``."""
     policy = known_hosts.policy(login.known_hosts, login.key_name)
@@ -273,7 +273,7 @@ def connect(login: Login, sock: Sock, known_hosts: KnownHosts, started: float) -
 
 
 def _connection(
-    login: Login, sock: Sock, policy: HostKeyPolicy, keys: _Keys, timeout: float
+    login: Login, sock: socket.socket, policy: HostKeyPolicy, keys: _Keys, timeout: float
 ) -> fabric.Connection:
     """A fabric connection over ``sock`` that checks host keys our way."""
     conn = fabric.Connection(

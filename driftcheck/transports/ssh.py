@@ -23,7 +23,7 @@ from driftcheck.model import Host
 from .base import CommandResult, OutputSink, TransportError, remote_command
 from .hostkeys import HostKeyPolicy, HostKeyRefused, KnownHosts
 from .jumps import JumpHosts
-from .login import Sock, check_identity, connect, host_login, jump_login, open_tcp
+from .login import check_identity, connect, host_login, jump_login, open_tcp
 
 __all__ = ["HostKeyPolicy", "HostKeyRefused", "JumpHosts", "KnownHosts", "SSHTransport"]
 
@@ -77,7 +77,6 @@ class SSHTransport:
         h = self.host
         login = host_login(h)
         check_identity(login)
-        sock: Sock
         if h.jumps:
             chain = tuple(jump_login(j, h) for j in h.jumps)
             sock = self._jumps.forward(chain, h.address, h.port)
