@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ SPECS = [
     spec("stg-behind2", behind="bast", login="sudo"),
     LabHostSpec("stg-banner", "staging", fault="banner_stall"),
     LabHostSpec("stg-auth", "staging", fault="auth_stall"),
+    LabHostSpec("stg-hung", "staging", fault="hang"),
 ]
 
 
@@ -67,9 +68,8 @@ def write_inventory(lab: Lab, path: Path, hosts: set[str], **defaults: Any) -> P
 
 def collect(
     tmp: Path, inv: Path, env: dict[str, str] | None = None
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], float]:
-    """Run collect + show; the hosts' status and error by name, and the wall time."""
-    started = time.monotonic()
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run collect, then show each staging host: its status, error and facts by name."""
     if env is None:
         run = run_driftcheck(tmp, "collect", "-i", str(inv))
     else:
@@ -79,12 +79,18 @@ def collect(
             env={**env, "DRIFTCHECK_KEY_FILE": str(tmp / "hmac.key"),
                  "DRIFTCHECK_DB": f"sqlite:///{tmp / 'dc.db'}"},
         )  # fmt: skip
-    took = time.monotonic() - started
     hosts: dict[str, Any] = {}
     for name in yaml.safe_load(inv.read_text())["environments"]["staging"]["hosts"]:
         shown = run_driftcheck(tmp, "show", name, "-i", str(inv), "-f", "json", "-c", "apps")
         hosts[name] = json.loads(shown.stdout) if shown.returncode == 0 else {}
-    return run, hosts, took
+    return run, hosts
+
+
+def seconds(stderr: str, host: str) -> float:
+    """How long the host took, from its progress line ("failed  HOST  2.0s  why")."""
+    m = re.search(rf"^driftcheck:\s+\w+\s+{host}\s+([0-9.]+)s", stderr, re.M)
+    assert m, stderr
+    return float(m[1])
 
 
 def quiet(stderr: str) -> None:
@@ -100,14 +106,14 @@ def quiet(stderr: str) -> None:
 
 def test_a_sudo_user_collects_what_only_root_can_read(lab: Lab, tmp_path: Path) -> None:
     inv = write_inventory(lab, tmp_path / "inv.yaml", {"prod-web1", "stg-sudo"})
-    run, hosts, _ = collect(tmp_path, inv)
+    run, hosts = collect(tmp_path, inv)
     assert run.returncode == 0, run.stderr
     assert hosts["stg-sudo"]["status"] == "ok"
     # The same login without become: the 0600 file cannot be read.
     entry = yaml.safe_load(inv.read_text())
     del entry["environments"]["staging"]["hosts"]["stg-sudo"]["become"]
     inv.write_text(yaml.safe_dump(entry))
-    run, hosts, _ = collect(tmp_path, inv)
+    run, hosts = collect(tmp_path, inv)
     assert run.returncode == 4
     assert hosts["stg-sudo"]["status"] == "partial"
     assert SECRET_FILE in hosts["stg-sudo"]["error"]
@@ -124,11 +130,11 @@ def test_sudo_that_would_prompt_fails_at_once_with_the_reason(
     lab: Lab, tmp_path: Path, host: str, says: str
 ) -> None:
     inv = write_inventory(lab, tmp_path / "inv.yaml", {"prod-web1", host})
-    run, hosts, took = collect(tmp_path, inv)
+    run, hosts = collect(tmp_path, inv)
     assert run.returncode == 4
     assert hosts[host]["status"] == "failed"
     assert hosts[host]["error"].startswith(says), hosts[host]["error"]
-    assert took < 15, took
+    assert seconds(run.stderr, host) < 5
     quiet(run.stderr)
 
 
@@ -141,7 +147,7 @@ def test_the_printed_sudoers_rule_is_all_it_needs(lab: Lab, tmp_path: Path) -> N
     # Replace the host's "ALL with a password" rule by exactly the printed one.
     lab.write_file("stg-rule", "/etc/sudoers.d/dc", printed.stdout, mode=0o440)
     lab.exec("stg-rule", ["visudo", "-c", "-f", "/etc/sudoers.d/dc"])
-    run, hosts, _ = collect(tmp_path, inv)
+    run, hosts = collect(tmp_path, inv)
     assert run.returncode == 0, run.stderr
     assert hosts["stg-rule"]["status"] == "ok"
     # ... and it grants nothing else without a password.
@@ -160,7 +166,7 @@ def test_hosts_behind_a_bastion_share_one_connection_to_it(lab: Lab, tmp_path: P
     hosts = {"prod-web1", "stg-behind1", "stg-behind2"}
     inv = write_inventory(lab, tmp_path / "inv.yaml", hosts)
     before = accepted(lab, "bast")
-    run, seen, _ = collect(tmp_path, inv)
+    run, seen = collect(tmp_path, inv)
     assert run.returncode == 0, run.stderr
     assert {seen["stg-behind1"]["status"], seen["stg-behind2"]["status"]} == {"ok"}
     assert accepted(lab, "bast") == before + 1  # one login for both hosts
@@ -169,7 +175,7 @@ def test_hosts_behind_a_bastion_share_one_connection_to_it(lab: Lab, tmp_path: P
     del entry["environments"]["staging"]["hosts"]["stg-behind1"]["proxy_jump"]
     entry["defaults"]["connect_timeout"] = 2
     inv.write_text(yaml.safe_dump(entry))
-    run, seen, _ = collect(tmp_path, inv)
+    run, seen = collect(tmp_path, inv)
     assert seen["stg-behind1"]["status"] == "failed"
 
 
@@ -181,7 +187,7 @@ def test_two_hops(lab: Lab, tmp_path: Path) -> None:
     host["proxy_jump"] = [f"root@127.0.0.1:{outer}", host["proxy_jump"]]
     inv.write_text(yaml.safe_dump(entry))
     before = accepted(lab, "bast-m"), accepted(lab, "bast")
-    run, seen, _ = collect(tmp_path, inv)
+    run, seen = collect(tmp_path, inv)
     assert run.returncode == 0, run.stderr
     assert seen["stg-behind1"]["status"] == "ok"
     assert (accepted(lab, "bast-m"), accepted(lab, "bast")) == (before[0] + 1, before[1] + 1)
@@ -196,7 +202,7 @@ def test_a_bastion_with_an_unknown_key_is_refused_before_login(lab: Lab, tmp_pat
         lab, tmp_path / "inv.yaml", {"prod-web1", "stg-behind1"}, known_hosts=str(known)
     )
     before = accepted(lab, "bast")
-    run, seen, _ = collect(tmp_path, inv)
+    run, seen = collect(tmp_path, inv)
     assert run.returncode == 4
     assert seen["stg-behind1"]["error"] == (
         f"jump host root@127.0.0.1:{port}: host key of [127.0.0.1]:{port} is not in {known}; "
@@ -215,16 +221,28 @@ def test_a_passphrase_key_in_the_agent_without_identity_file(lab: Lab, tmp_path:
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
     env["HOME"] = str(home)
-    run, hosts, _ = collect(tmp_path, inv, env)
+    run, hosts = collect(tmp_path, inv, env)
     assert run.returncode == 4
     assert "no key to log in to" in hosts["stg-sudo"]["error"]
     with Agent(lab) as agent:
         agent.add(lab.encrypted_key("correct horse"), "correct horse")
-        run, hosts, _ = collect(tmp_path, inv, {**env, **agent.env})
+        run, hosts = collect(tmp_path, inv, {**env, **agent.env})
     assert run.returncode == 0, run.stderr
     assert hosts["stg-sudo"]["status"] == "ok"
     # Agent forwarding was never asked for: sshd made no agent socket on the host.
     assert hosts["stg-sudo"]["sections"]["apps"]["facts"]["agent"] == "0"
+
+
+def test_the_default_keys_without_identity_file(lab: Lab, tmp_path: Path) -> None:
+    inv = write_inventory(lab, tmp_path / "inv.yaml", {"prod-web1", "stg-sudo"}, identity_file=None)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_bytes(lab.identity_file.read_bytes())
+    (home / ".ssh" / "id_ed25519").chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    run, hosts = collect(tmp_path, inv, {**env, "HOME": str(home)})
+    assert run.returncode == 0, run.stderr
+    assert hosts["stg-sudo"]["status"] == "ok"
 
 
 def test_an_encrypted_identity_file_not_in_the_agent_says_so(lab: Lab, tmp_path: Path) -> None:
@@ -261,7 +279,7 @@ def test_ssh_config_aliases_when_asked_for(lab: Lab, tmp_path: Path) -> None:
     entry["defaults"] = {k: v for k, v in entry["defaults"].items() if k not in ("port", "user")}
     entry["environments"]["production"]["hosts"]["prod-web1"]["user"] = "root"
     inv.write_text(yaml.safe_dump(entry))
-    run, hosts, _ = collect(tmp_path, inv)
+    run, hosts = collect(tmp_path, inv)
     assert run.returncode == 4
     assert hosts["stg-alias"]["error"].startswith("cannot resolve 'stg-alias'")
     assert (
@@ -270,7 +288,7 @@ def test_ssh_config_aliases_when_asked_for(lab: Lab, tmp_path: Path) -> None:
     )
     entry["defaults"]["ssh_config"] = str(config)
     inv.write_text(yaml.safe_dump(entry))
-    run, hosts, _ = collect(tmp_path, inv)
+    run, hosts = collect(tmp_path, inv)
     assert run.returncode == 0, run.stderr
     assert hosts["stg-alias"]["status"] == "ok"
     assert hosts["stg-alias"]["sections"]["apps"]["facts"]["agent"] == "0"
@@ -283,6 +301,7 @@ def test_ssh_config_aliases_when_asked_for(lab: Lab, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("host", "says"),
     [
+        ("stg-hung", "no SSH banner from 127.0.0.1:{port} within 2s"),
         ("stg-banner", "SSH key exchange with 127.0.0.1:{port} timed out after 2s"),
         ("stg-auth", "authentication as 'root' on 127.0.0.1:{port} timed out after 2s"),
     ],
@@ -291,10 +310,10 @@ def test_connect_timeout_bounds_the_whole_handshake(
     lab: Lab, tmp_path: Path, host: str, says: str
 ) -> None:
     inv = write_inventory(lab, tmp_path / "inv.yaml", {"prod-web1", host}, connect_timeout=2)
-    run, hosts, took = collect(tmp_path, inv)
+    run, hosts = collect(tmp_path, inv)
     assert run.returncode == 4
     assert hosts[host]["error"].startswith(says.format(port=lab.hosts[host].port))
-    assert took < 8, took
+    assert 1.9 <= seconds(run.stderr, host) < 4
     quiet(run.stderr)
 
 
@@ -304,7 +323,7 @@ def test_a_refused_key_says_refused(lab: Lab, tmp_path: Path) -> None:
     inv = write_inventory(
         lab, tmp_path / "inv.yaml", {"prod-web1", "stg-sudo"}, identity_file=str(stranger)
     )
-    run, hosts, _ = collect(tmp_path, inv)
+    run, hosts = collect(tmp_path, inv)
     port = lab.hosts["stg-sudo"].port
     assert hosts["stg-sudo"]["error"].startswith(
         f"authentication as 'dc' on 127.0.0.1:{port} refused (offered: identity_file {stranger}"
