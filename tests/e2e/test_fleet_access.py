@@ -17,6 +17,7 @@ import yaml
 
 from driftcheck.lab import Lab, LabHostSpec
 from driftcheck.lab.agent import Agent
+from driftcheck.lab.lab import ssh_argv
 from tests.support.helpers import run_driftcheck
 
 pytestmark = pytest.mark.lab
@@ -397,3 +398,27 @@ def test_an_ansible_inventory_without_rewriting(lab: Lab, tmp_path: Path) -> Non
     assert any("[staging: web]" in line and "via root@127.0.0.1:" in line for line in shown)
     detail = run_driftcheck(tmp_path, "hosts", "-i", str(inv)).stdout
     assert "ansible hosts.ini:4" in detail and "ansible group_vars/all.yml" in detail
+
+
+def test_the_forced_command_key_of_the_readme(lab: Lab, tmp_path: Path) -> None:
+    """The README's authorized_keys line: from= the controller, only the collection
+    command, no shell or tunnel; the collection still works, nothing else runs."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith('from="'))
+    public = " ".join(Path(f"{lab.identity_file}.pub").read_text().split()[:2])
+    options = line.split(" ssh-ed25519 ")[0].replace("192.0.2.10", "127.0.0.1")
+    lab.write_file(
+        "stg-rule", "/home/dc/.ssh/authorized_keys", f"{options} {public}\n", 0o600, "dc:dc"
+    )
+    inv = write_inventory(lab, tmp_path / "inv.yaml", {"prod-web1", "stg-rule"})
+    lab.write_file("stg-rule", "/etc/sudoers.d/dc", run_driftcheck(
+        tmp_path, "sudoers", "-i", str(inv)).stdout, mode=0o440)  # fmt: skip
+    run, hosts = collect(tmp_path, inv)
+    assert run.returncode == 0, run.stderr
+    assert hosts["stg-rule"]["status"] == "ok"
+    # Any other command is replaced by the forced one: "id" never runs.
+    argv = ssh_argv(lab.identity_file, lab.known_hosts, lab.hosts["stg-rule"].port, "id", user="dc")
+    shell = subprocess.run(
+        argv, capture_output=True, text=True, check=False, timeout=30, stdin=subprocess.DEVNULL
+    )
+    assert "uid=" not in shell.stdout, shell.stdout
