@@ -480,7 +480,12 @@ def _check_roles(model: InventoryModel, hosts: list[Host], root: yaml.Node, path
             continue
         for i, role in enumerate(host.roles):
             if role not in ref_roles:
-                line = _line(root, "environments", host.environment, "hosts", host.name, "roles", i)
+                env = model.environments.get(host.environment)
+                if env is not None and host.name in env.hosts:
+                    loc: tuple[str | int, ...] = ("environments", host.environment, "hosts")
+                    line = _line(root, *loc, host.name, "roles", i)
+                else:  # from the Ansible inventory: its groups gave the role
+                    line = _line(root, "ansible", "inventory")
                 raise InventoryError(
                     f"{path}:{line}: role {role!r} of host {host.name!r} has no host in the "
                     f"reference environment {ref!r}; give a {ref} host that role or fix the name"

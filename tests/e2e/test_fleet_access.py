@@ -19,6 +19,7 @@ from driftcheck.lab import Lab, LabHostSpec
 from driftcheck.lab.agent import Agent
 from driftcheck.lab.lab import ssh_argv
 from tests.support.helpers import run_driftcheck
+from tests.support.lab_support import write_lab_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -58,13 +59,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def write_inventory(lab: Lab, path: Path, hosts: set[str], **defaults: Any) -> Path:
-    inv: dict[str, Any] = lab.inventory(COLLECT)
-    inv["defaults"].update(defaults)
-    inv["defaults"] = {k: v for k, v in inv["defaults"].items() if v is not None}
-    for env in inv["environments"].values():
-        env["hosts"] = {n: h for n, h in env["hosts"].items() if n in hosts}
-    path.write_text(yaml.safe_dump(inv, sort_keys=False))
-    return path
+    return write_lab_inventory(lab, path, hosts, COLLECT, **defaults)
 
 
 def collect(

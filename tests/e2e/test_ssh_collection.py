@@ -19,6 +19,7 @@ import yaml
 
 from driftcheck.lab import Lab, LabHostSpec
 from tests.support.helpers import run_driftcheck
+from tests.support.lab_support import write_lab_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -59,12 +60,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def write_inventory(lab: Lab, path: Path, hosts: set[str], **defaults: Any) -> Path:
-    inv: dict[str, Any] = lab.inventory(COLLECT)
-    inv["defaults"].update(defaults)
-    for env in inv["environments"].values():
-        env["hosts"] = {n: h for n, h in env["hosts"].items() if n in hosts}
-    path.write_text(yaml.safe_dump(inv, sort_keys=False))
-    return path
+    return write_lab_inventory(lab, path, hosts, COLLECT, **defaults)
 
 
 driftcheck = run_driftcheck

@@ -28,6 +28,7 @@ from tests.support.lab_support import (
     ns_inodes,
     proc_state,
     spawn_python,
+    timed_up,
     wait_for,
 )
 
@@ -83,10 +84,7 @@ def as_user(lab: Lab, host: str, command: str, *extra: str) -> subprocess.Comple
 def lab(request: pytest.FixtureRequest) -> Lab:
     lab = Lab()
     request.addfinalizer(lab.down)
-    started = time.monotonic()
-    lab.up(SPECS)
-    TIMINGS["up"] = time.monotonic() - started
-    return lab
+    return timed_up(lab, SPECS, TIMINGS)
 
 
 # ---------------------------------------------------------------- sudo logins

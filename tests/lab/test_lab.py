@@ -39,6 +39,7 @@ from tests.support.lab_support import (
     ns_inodes,
     spawn_python,
     ssh,
+    timed_up,
     wait_for,
 )
 
@@ -111,10 +112,7 @@ def real_before() -> dict[str, object]:
 def lab(request: pytest.FixtureRequest, real_before: dict[str, object]) -> Lab:
     lab = Lab()
     request.addfinalizer(lab.down)
-    started = time.monotonic()
-    lab.up(SPECS)
-    TIMINGS["up"] = time.monotonic() - started
-    return lab
+    return timed_up(lab, SPECS, TIMINGS)
 
 
 # ---------------------------------------------------------------- the hosts

@@ -7,8 +7,11 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from driftcheck.lab import NETNS_PREFIX, STATE_DIR, Lab
 from driftcheck.lab.lab import ssh_argv
@@ -136,3 +139,25 @@ def spawn_python(script: str, *args: str) -> subprocess.Popen[str]:
         text=True,
         env=env,
     )
+
+
+def write_lab_inventory(
+    lab: Lab, path: Path, hosts: set[str], collect: Mapping[str, object], **defaults: Any
+) -> Path:
+    """The lab's inventory with only ``hosts``, ``defaults`` updated (None removes a
+    default), written as YAML to ``path``."""
+    inv: dict[str, Any] = lab.inventory(collect)
+    inv["defaults"].update(defaults)
+    inv["defaults"] = {k: v for k, v in inv["defaults"].items() if v is not None}
+    for env in inv["environments"].values():
+        env["hosts"] = {n: h for n, h in env["hosts"].items() if n in hosts}
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return path
+
+
+def timed_up(lab: Lab, specs: Any, timings: dict[str, float]) -> Lab:
+    """Bring ``lab`` up with ``specs``, recording how long it took as timings["up"]."""
+    started = time.monotonic()
+    lab.up(specs)
+    timings["up"] = time.monotonic() - started
+    return lab

@@ -10,6 +10,8 @@ TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
 #: captured real output per collector (tests/fixtures/<collector>/<case>/)
 FIXTURES = TESTS / "fixtures"
+#: Inventories that are not collector output: Ansible inventories, ssh_config folders.
+INVENTORIES = TESTS / "inventories"
 #: the golden report files
 GOLDEN = TESTS / "golden"
 #: real /etc files of three Debian releases, the fuzzer's seeds

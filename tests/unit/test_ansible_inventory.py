@@ -26,9 +26,9 @@ from driftcheck.ansible_inventory import (
     load_dynamic,
 )
 from driftcheck.errors import InventoryError
-from tests.support.paths import FIXTURES
+from tests.support.paths import INVENTORIES
 
-ANSIBLE = FIXTURES / "ansible"
+ANSIBLE = INVENTORIES / "ansible"
 
 #: Every fixture inventory the oracle checks, and how many hosts it has.
 ORACLE_CASES = {

@@ -187,3 +187,69 @@ def test_sudoers_lines_one_per_user_exactly_the_command() -> None:
 def test_sudo_refusals_in_one_line(stderr: str, says: str) -> None:
     got = sudo_refusal("sudo: unable to resolve host x\n" + stderr, "dc")
     assert (says in got) if says else got == "", got
+
+
+ANSIBLE_INI = """\
+[prod]
+web1 ansible_host=10.0.0.1 ansible_user=deploy ansible_become=true
+[stg]
+web2 ansible_host=10.0.1.1 ansible_port=2222
+[web:children]
+prod
+stg
+[other]
+spare1
+"""
+
+
+def ansible_inventory(tmp_path: Path, extra: str = "", ini: str = ANSIBLE_INI) -> Inventory:
+    (tmp_path / "hosts.ini").write_text(ini)
+    return inventory(
+        tmp_path,
+        "ansible:\n  inventory: hosts.ini\n"
+        "  environments: {production: prod, staging: stg}\n" + extra,
+    )
+
+
+def test_ansible_groups_become_environments_and_roles(tmp_path: Path) -> None:
+    inv = ansible_inventory(tmp_path, "defaults: {connect_timeout: 3}\n")
+    assert [h.name for h in inv.hosts] == ["web1", "web2"]  # spare1 is in no environment
+    web1, web2 = inv.host("web1"), inv.host("web2")
+    assert (web1.environment, web1.roles, web1.address, web1.user, web1.become) == (
+        "production",
+        ("web",),
+        "10.0.0.1",
+        "deploy",
+        "sudo",
+    )
+    assert (web2.environment, web2.port, web2.user, web2.connect_timeout) == (
+        "staging",
+        2222,
+        "root",
+        3.0,
+    )
+    assert web1.sources["user"] == "ansible hosts.ini:2"
+
+
+def test_an_ansible_host_in_two_environments_is_refused(tmp_path: Path) -> None:
+    ini = ANSIBLE_INI.replace("[stg]\n", "[stg]\nweb1\n")
+    with pytest.raises(InventoryError, match="'web1' is in the groups of environments"):
+        ansible_inventory(tmp_path, ini=ini)
+
+
+def test_listed_roles_only(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="'web1' is not in any of db, so it has no role"):
+        ansible_inventory(tmp_path, "  roles: [db]\n")
+
+
+def test_a_missing_ansible_inventory_names_the_line(tmp_path: Path) -> None:
+    body = "ansible:\n  inventory: nowhere.ini\n  environments: {production: prod, staging: stg}\n"
+    message = error_of(tmp_path, body)
+    assert message.startswith(f"{tmp_path / 'inv.yaml'}:2: ansible.inventory 'nowhere.ini'")
+
+
+def test_a_role_missing_in_the_reference_points_at_the_ansible_line(tmp_path: Path) -> None:
+    ini = ANSIBLE_INI + "[db]\nweb2\n"
+    with pytest.raises(InventoryError) as exc:
+        ansible_inventory(tmp_path, ini=ini)
+    assert str(exc.value).startswith(f"{tmp_path / 'inv.yaml'}:2: role 'db' of host 'web2'")

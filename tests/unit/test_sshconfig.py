@@ -1,6 +1,6 @@
 """driftcheck.sshconfig against the oracle: what ``ssh -G`` evaluates for the same files.
 
-Each folder of tests/fixtures/ssh_config/ is a ~/.ssh: ``config`` (which may Include
+Each folder of tests/inventories/ssh_config/ is a ~/.ssh: ``config`` (which may Include
 files next to it) and ``hosts``, the names to look up. The folder is copied into a
 temporary HOME, so neither side reads the machine's real ~/.ssh, and ``ssh -G -F``
 evaluates it there. ``ssh -G`` prints its defaults for what the config leaves unset, so
@@ -21,9 +21,9 @@ import pytest
 
 from driftcheck.errors import InventoryError
 from driftcheck.sshconfig import LocalFacts, SSHConfig, SSHConfigEntry
-from tests.support.paths import FIXTURES
+from tests.support.paths import INVENTORIES
 
-CASES = FIXTURES / "ssh_config"
+CASES = INVENTORIES / "ssh_config"
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if (p / "config").is_file())
 #: ssh -G fields the entry answers for.
 FIELDS = ("hostname", "port", "user", "identityfile", "identitiesonly", "proxyjump",
