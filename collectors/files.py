@@ -222,8 +222,8 @@ def _text_facts(path: str, fact: dict[str, object], text: str) -> dict[str, obje
 
     A known format is compared setting by setting: its text, size and checksum would
     only repeat that drift (and make a comment change look like one). A file with a
-    known comment syntax is compared on its content lines, and its full text is kept
-    as the volatile ``PATH#(text)``; any other text is compared byte for byte.
+    known comment syntax is compared on its content lines; both keep their full text
+    as the volatile ``PATH#(text)``. Any other text is compared byte for byte.
     """
     parsed = config_formats.settings(path, text)
     if parsed is not None and not isinstance(parsed, config_formats.Unparsed):
@@ -231,7 +231,13 @@ def _text_facts(path: str, fact: dict[str, object], text: str) -> dict[str, obje
         for key in ("content", "size", "sha256"):
             fact.pop(key, None)
         fact["format"] = fmt
-        return {f"{path}{SETTING_SEP}{name}": value for name, value in settings.items()}
+        out: dict[str, object] = {
+            f"{path}{SETTING_SEP}{name}": value for name, value in settings.items()
+        }
+        # The whole (scrubbed) text too, volatile: what `diff --file` and the HTML
+        # report's file diffs show beside the settings that differ.
+        out[path + FULL_TEXT] = text
+        return out
     notes = [f"compared as text: {parsed.why}"] if parsed is not None else []
     syntax = config_formats.comment_syntax(path)
     if syntax is None:
@@ -485,6 +491,17 @@ def parse(raw: str) -> ParseResult:
             state.header(line.split("\t"))
     state.finish()
     return ParseResult(dict(state.facts), state.errors)
+
+
+def file_text(facts: dict[str, object], path: str) -> str | None:
+    """The whole scrubbed text of ``path`` from the files collector's facts, or None
+    when none was kept (binary, over the size limit, sensitive, not a file)."""
+    text = facts.get(path + FULL_TEXT)
+    if isinstance(text, str):
+        return text
+    fact = facts.get(path)
+    content = fact.get("content") if isinstance(fact, dict) else None
+    return content if isinstance(content, str) else None
 
 
 def content_cap(settings: CollectSettings) -> int:

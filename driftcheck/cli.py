@@ -7,14 +7,12 @@ input error, 4 incomplete data (so 5 = drift and incomplete).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,100 +26,38 @@ from rich.progress import (
 
 from driftcheck import service
 from driftcheck.become import sudoers_lines
-from driftcheck.collectors import BY_NAME, REGISTRY
+from driftcheck.cli_common import (
+    EXIT_INCOMPLETE,
+    TREND_RUNS,
+    AtOpt,
+    DbOpt,
+    FormatOpt,
+    InventoryOpt,
+    JobsOpt,
+    OutputOpt,
+    QuietOpt,
+    RunOpt,
+    Target,
+    app,
+    check_collector,
+    emit_report,
+    err,
+    friendly,
+    load,
+    open_inventory,
+    snapshot_in,
+    targets_for,
+)
+from driftcheck.collectors import REGISTRY
 from driftcheck.errors import DriftcheckError
-from driftcheck.findings import DriftReport
 from driftcheck.hostconfig import host_settings
-from driftcheck.inventory import Inventory, load_inventory
+from driftcheck.inventory import Inventory
 from driftcheck.model import Host, HostSnapshot, HostStatus, SectionResult
-from driftcheck.output import write_atomically
 from driftcheck.printable import printable, printable_json
 from driftcheck.redact import Redactor
-from driftcheck.reports import SUFFIXES, Format, render
+from driftcheck.reports import Format
 from driftcheck.runner import DEFAULT_JOBS
 from driftcheck.storage import Store
-
-EXIT_USAGE, EXIT_INCOMPLETE = 2, 4
-
-app = typer.Typer(
-    help="Find where staging no longer mirrors production, with evidence.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-InventoryOpt = Annotated[
-    Path, typer.Option("--inventory", "-i", help="Inventory YAML.", show_default=True)
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL [env DRIFTCHECK_DB; default sqlite:///driftcheck.db]"),
-]
-JobsOpt = Annotated[
-    int, typer.Option("--jobs", "-j", min=1, max=256, help="Hosts collected at once.")
-]
-FormatOpt = Annotated[
-    list[Format] | None,
-    typer.Option(
-        "--format",
-        "-f",
-        help="Report format (default: json); repeat, with -o, for several reports of one run.",
-        show_default=False,
-    ),
-]
-OutputOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--output",
-        "-o",
-        help="Write the report here (default: stdout); repeatable, paired in order with -f; "
-        "without its -f the format comes from the suffix (.json .html .md .xml .txt).",
-        show_default=False,
-    ),
-]
-QuietOpt = Annotated[
-    bool,
-    typer.Option(
-        "--quiet", "-q", help="Print nothing unless there is drift or incomplete data (for cron)."
-    ),
-]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _err(message: str) -> None:
-    """One line on stderr; what it carries from hosts (errors, names) cannot drive
-    the terminal."""
-    typer.echo(f"driftcheck: {printable(message, one_line=True)}", err=True)
-
-
-def friendly(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn user errors into one line on stderr and exit status 2, never a traceback."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except DriftcheckError as exc:
-            _err(f"error: {exc}")
-            raise typer.Exit(EXIT_USAGE) from None
-        except KeyboardInterrupt:
-            _err("interrupted; nothing was marked as a finished run")
-            raise typer.Exit(130) from None
-        except (typer.Exit, SystemExit):
-            raise
-        except Exception as exc:
-            # A bug of ours must never read as "drift" (1) or "clean" (0).
-            if os.environ.get("DRIFTCHECK_DEBUG"):
-                raise
-            _err(
-                f"internal error: {type(exc).__name__}: {exc} (please report it; "
-                "DRIFTCHECK_DEBUG=1 shows the traceback)"
-            )
-            raise typer.Exit(EXIT_USAGE) from None
-
-    return wrapper
 
 
 def _progress(quiet: bool) -> Callable[[HostSnapshot], None]:
@@ -132,7 +68,7 @@ def _progress(quiet: bool) -> Callable[[HostSnapshot], None]:
         if quiet and snap.status is HostStatus.OK:
             return
         line = f"  {snap.status.value:<8} {snap.host:<24} {snap.duration:5.1f}s"
-        _err(line + (f"  {snap.error}" if snap.error else ""))
+        err(line + (f"  {snap.error}" if snap.error else ""))
 
     return show
 
@@ -174,106 +110,20 @@ def _collecting(total: int, quiet: bool) -> Iterator[Callable[[HostSnapshot], No
         yield advance
 
 
-#: Where one report goes: a format and a file, or None for stdout.
-Target = tuple[Format, Path | None]
-
-
-def _targets(formats: list[Format] | None, outputs: list[Path] | None) -> list[Target]:
-    """Pair ``-f`` and ``-o`` options in order; see the README's multi-output rules.
-
-    No option: JSON on stdout. One ``-f`` and no ``-o``: that format on stdout.
-    Otherwise the i-th ``-o`` gets the i-th ``-f`` (which must not contradict a
-    known suffix other than .txt), or without one the format its suffix names; a
-    ``-f`` left without an ``-o``, an unknown suffix without ``-f`` and a file
-    named twice are usage errors.
-    """
-    formats, outputs = list(formats or []), list(outputs or [])
-    if not outputs:
-        if len(formats) > 1:
-            raise DriftcheckError(
-                f"{len(formats)} --format options but no --output: give each format "
-                "its own -o FILE (only one report can go to stdout)"
-            )
-        return [(formats[0] if formats else Format.JSON, None)]
-    if len(formats) > len(outputs):
-        raise DriftcheckError(
-            f"{len(formats)} --format options but {len(outputs)} --output: "
-            f"-f {formats[len(outputs)]} has no -o FILE to go to (they pair up in order)"
-        )
-    targets: list[Target] = []
-    for i, path in enumerate(outputs):
-        named = SUFFIXES.get(path.suffix.lower())
-        if i < len(formats):
-            # Options pair by position among their own kind (-f with -f): catch the
-            # likely slip of a pair written the wrong way round.
-            if named is not None and named is not formats[i] and path.suffix.lower() != ".txt":
-                raise DriftcheckError(
-                    f"-f {formats[i]} pairs with -o {path}, whose name says {named}: "
-                    "the i-th -f goes with the i-th -o; reorder them"
-                )
-            targets.append((formats[i], path))
-            continue
-        fmt = named
-        if fmt is None:
-            raise DriftcheckError(
-                f"-o {path}: cannot tell the format from its name; put -f FORMAT before it "
-                f"or use one of the suffixes {' '.join(dict.fromkeys(SUFFIXES))}"
-            )
-        targets.append((fmt, path))
-    seen: set[str] = set()
-    for path in outputs:
-        real = os.path.realpath(path)
-        if real in seen:
-            raise DriftcheckError(f"-o {path}: given twice; each report needs its own file")
-        seen.add(real)
-    return targets
-
-
-def _emit(report: DriftReport, targets: list[Target]) -> None:
-    # Render everything first: a renderer bug then leaves no report half-written.
-    texts = [
-        render(report, fmt, color=path is None and sys.stdout.isatty()) for fmt, path in targets
-    ]
-    for (_, path), text in zip(targets, texts, strict=True):
-        if path is None:
-            sys.stdout.write(text)
-        else:
-            write_atomically(path, text)
-
-
-def _summary(report: DriftReport, outputs: list[Path], quiet: bool) -> None:
-    if quiet and report.exit_code == 0:
-        return
-    counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n) or "no findings"
-    bad = report.uncollected
-    _err(
-        f"{report.verdict}: {counts}; {len(report.hosts) - len(bad)}/{len(report.hosts)} hosts "
-        f"collected completely"
-    )
-    for h in bad:
-        _err(f"  incomplete: {h.name}: {h.error}")
-    for path in outputs:
-        _err(f"report written to {path}")
-
-
-def _report_and_exit(inv: Inventory, store: Store, targets: list[Target], quiet: bool) -> None:
+def _report_and_exit(
+    inv: Inventory,
+    store: Store,
+    targets: list[Target],
+    quiet: bool,
+    run_id: int | None = None,
+    at: str | None = None,
+) -> None:
     """Compare once, write every requested report, exit with the report's status."""
-    rep = service.latest_report(inv, store)
-    _emit(rep, targets)
-    _summary(rep, [p for _, p in targets if p is not None], quiet)
-    raise typer.Exit(rep.exit_code)
-
-
-def _load(inventory: Path) -> Inventory:
-    """The inventory, its warnings (settings not followed) on stderr, once each."""
-    inv = load_inventory(inventory)
-    for warning in inv.warnings:
-        _err(f"warning: {warning}")
-    return inv
-
-
-def _open(inventory: Path, db: str | None) -> tuple[Inventory, Store]:
-    return _load(inventory), Store(db)
+    # The HTML report's chart compares earlier runs again: only when it is wanted.
+    trend = TREND_RUNS if any(fmt is Format.HTML for fmt, _ in targets) else 0
+    chosen = service.choose_run(inv, store, run_id, at)
+    rep = service.run_report(inv, store, chosen, trend=trend)
+    emit_report(rep, targets, quiet)
 
 
 @app.command()
@@ -285,12 +135,12 @@ def collect(
     quiet: QuietOpt = False,
 ) -> None:
     """Collect facts from every host into the database (one SSH round trip per host)."""
-    inv, store = _open(inventory, db)
+    inv, store = open_inventory(inventory, db)
     with _collecting(len(inv.hosts), quiet) as on_host:
         _, snaps = service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=on_host)
     bad = [s for s in snaps if s.status is not HostStatus.OK]
     if not quiet or bad:
-        _err(f"collected {len(snaps) - len(bad)}/{len(snaps)} hosts completely into {store.url}")
+        err(f"collected {len(snaps) - len(bad)}/{len(snaps)} hosts completely into {store.url}")
     raise typer.Exit(EXIT_INCOMPLETE if bad else 0)
 
 
@@ -302,11 +152,14 @@ def report(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
+    run: RunOpt = None,
+    at: AtOpt = None,
 ) -> None:
-    """Compare the latest collection and write a report; exit status says what it found."""
-    targets = _targets(fmt, output)
-    inv, store = _open(inventory, db)
-    _report_and_exit(inv, store, targets, quiet)
+    """Compare the latest collection (or an earlier one) and write a report; exit
+    status says what it found."""
+    targets = targets_for(fmt, output)
+    inv, store = open_inventory(inventory, db)
+    _report_and_exit(inv, store, targets, quiet, run, at)
 
 
 @app.command()
@@ -320,8 +173,8 @@ def check(
     quiet: QuietOpt = False,
 ) -> None:
     """Collect, then report: the command for cron and CI parity gates."""
-    targets = _targets(fmt, output)  # a usage error before minutes of collection
-    inv, store = _open(inventory, db)
+    targets = targets_for(fmt, output)  # a usage error before minutes of collection
+    inv, store = open_inventory(inventory, db)
     with _collecting(len(inv.hosts), quiet) as on_host:
         service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=on_host)
     _report_and_exit(inv, store, targets, quiet)
@@ -338,7 +191,7 @@ def hosts(
 ) -> None:
     """List the hosts, how each is reached and where every setting came from, with the
     status of its last collection."""
-    inv, store = _open(inventory, db)
+    inv, store = open_inventory(inventory, db)
     for h in inv.hosts:
         snap = store.latest_snapshot(h.name)
         status = f"{snap.status.value} at {snap.collected_at}" if snap else "never collected"
@@ -373,10 +226,10 @@ def sudoers(inventory: InventoryOpt = Path("inventory.yaml")) -> None:
     command is a shell reading its script on stdin: whoever may log in as that
     user can run anything as root with it (see the README).
     """
-    inv = _load(inventory)
+    inv = load(inventory)
     lines = sudoers_lines(inv.hosts)
     if not lines:
-        _err("no host of this inventory has become: sudo; no sudoers rule is needed")
+        err("no host of this inventory has become: sudo; no sudoers rule is needed")
         raise typer.Exit(0)
     typer.echo("# /etc/sudoers.d/driftcheck (mode 0440; check it with visudo -cf FILE)")
     typer.echo("# Lets driftcheck run its collection command as root without a password.")
@@ -409,20 +262,23 @@ def show(
             "--raw", help="Print the raw (scrubbed) section output instead of parsed facts."
         ),
     ] = False,
+    run: RunOpt = None,
+    at: AtOpt = None,
 ) -> None:
-    """Show the facts last collected from one host: the first thing to look at in a dispute."""
-    inv, store = _open(inventory, db)
+    """Show the facts last collected from one host (or in an earlier run): the first
+    thing to look at in a dispute."""
+    inv, store = open_inventory(inventory, db)
     inv.host(host)
-    if collector is not None and collector not in BY_NAME:
-        raise DriftcheckError(
-            f"--collector {collector!r}: unknown; use one of {', '.join(BY_NAME)}"
-        )
-    snap = store.latest_snapshot(host, raw=raw)
-    if snap is None:
-        raise DriftcheckError(
-            f"{host}: never collected into {store.url}; run "
-            f"'driftcheck collect -i {inventory}' first"
-        )
+    check_collector(collector)
+    if run is None and at is None:
+        snap = store.latest_snapshot(host, raw=raw)
+        if snap is None:
+            raise DriftcheckError(
+                f"{host}: never collected into {store.url}; run "
+                f"'driftcheck collect -i {inventory}' first"
+            )
+    else:
+        snap = snapshot_in(store, service.choose_run(inv, store, run, at), host, raw)
     sections = {n: s for n, s in snap.sections.items() if collector in (None, n)}
     if fmt is ShowFormat.JSON:
         typer.echo(printable_json(_snapshot_json(snap, sections, raw)))
@@ -511,7 +367,7 @@ def demo(
         f"--db sqlite:///{folder}/driftcheck.db"
     )
     if found != expected or rep.incomplete:
-        _err("the report does not match what was planted: please report this as a bug")
+        err("the report does not match what was planted: please report this as a bug")
         raise typer.Exit(1)
 
 
@@ -589,6 +445,11 @@ def list_collectors() -> None:
         typer.echo(f"{c.name:<14} {c.description}{needs}")
         if c.volatile:
             typer.echo(f"{'':<14} volatile, never drift: {', '.join(c.volatile)}")
+
+
+# The investigation and history commands live in their own module; importing it
+# registers them on ``app`` (it imports this module's options and helpers).
+from driftcheck import investigate  # noqa: E402, F401
 
 
 def main() -> None:

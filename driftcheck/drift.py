@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -48,48 +48,124 @@ def compare(
 
     ``today`` decides which waivers are still active (default: the current UTC date).
     """
-    today = today or datetime.now(UTC).date()
-    volatile = _volatile_matcher(collectors, dict(inventory.include_volatile))
-    env_of = {h.name: h.environment for h in inventory.hosts}
-    tally = _Tally(skipped={c.name: 0 for c in collectors})
+    ctx = _Context.of(inventory, collectors, today)
     for role in inventory.roles():
         refs = [h.name for h in inventory.hosts_in([inventory.reference], role)]
         tgts = [h.name for h in inventory.hosts_in(inventory.targets, role)]
-        # A host that could not be collected at all: one finding per role, not one
-        # per collector, with the reason (refused, timed out, host key...).
-        down = _unreachable(refs + tgts, snapshots)
-        if down:
-            tally.findings.append(_incomplete(role, WHOLE, WHOLE, down, refs))
-        for collector in collectors:
-            if not collector.compare:
-                continue  # evidence for explanations, not drift of its own
-            sections = _sections(role, collector.name, refs, tgts, down, snapshots, tally)
-            ok_refs = [h for h in refs if h in sections]
-            ok_tgts = [h for h in tgts if h in sections]
-            if ok_refs and ok_tgts:
-                comparison = _Comparison(
-                    role,
-                    collector.name,
-                    ok_refs,
-                    ok_tgts,
-                    sections,
-                    volatile[collector.name],
-                    inventory.rules.for_section(role, collector.name),
-                    env_of,
-                    today,
-                )
-                _compare_section(comparison, tally)
+        _compare_role(ctx, role, refs, tgts, snapshots)
+    return _report(ctx, generated_at, run_started_at, snapshots)
+
+
+def compare_pair(
+    inventory: Inventory,
+    snapshots: Mapping[str, HostSnapshot],
+    collectors: Sequence[Collector],
+    pair: tuple[str, str],
+    generated_at: str,
+    run_started_at: str | None = None,
+    today: date | None = None,
+) -> DriftReport:
+    """Compare two hosts of any environments, the first as the reference: the same
+    findings, volatile keys and rules as :func:`compare`. Rules limited to roles
+    apply when both hosts have the role; with no role in common, only rules for
+    every role do (the finding's role then reads "web/db")."""
+    ref, tgt = (inventory.host(h) for h in pair)
+    shared = [r for r in ref.roles if r in tgt.roles]
+    role = shared[0] if shared else f"{ref.roles[0]}/{tgt.roles[0]}"
+    ctx = _Context.of(inventory, collectors, today)
+    _compare_role(ctx, role, [ref.name], [tgt.name], snapshots)
+    report = _report(ctx, generated_at, run_started_at, snapshots)
+    hosts = tuple(h for name in pair for h in report.hosts if h.name == name)
+    # A waiver unused by one pair is not stale: the fleet's report says which are.
+    return replace(
+        report,
+        reference=ref.environment,
+        targets=(tgt.environment,),
+        hosts=hosts,
+        pair=pair,
+        stale_waivers=(),
+    )
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every role's comparison shares: the inventory, collectors, volatile keys."""
+
+    inventory: Inventory
+    collectors: Sequence[Collector]
+    volatile: dict[str, re.Pattern[str] | None]
+    env_of: Mapping[str, str]
+    today: date
+    tally: _Tally
+
+    @classmethod
+    def of(
+        cls, inventory: Inventory, collectors: Sequence[Collector], today: date | None
+    ) -> _Context:
+        """A fresh context (and tally) for one report."""
+        return cls(
+            inventory,
+            collectors,
+            volatile_matcher(collectors, dict(inventory.include_volatile)),
+            {h.name: h.environment for h in inventory.hosts},
+            today or datetime.now(UTC).date(),
+            _Tally(skipped={c.name: 0 for c in collectors}),
+        )
+
+
+def _compare_role(
+    ctx: _Context,
+    role: str,
+    refs: list[str],
+    tgts: list[str],
+    snapshots: Mapping[str, HostSnapshot],
+) -> None:
+    """Compare the target hosts ``tgts`` of one role with its reference hosts."""
+    tally = ctx.tally
+    # A host that could not be collected at all: one finding per role, not one
+    # per collector, with the reason (refused, timed out, host key...).
+    down = _unreachable(refs + tgts, snapshots)
+    if down:
+        tally.findings.append(_incomplete(role, WHOLE, WHOLE, down, refs))
+    for collector in ctx.collectors:
+        if not collector.compare:
+            continue  # evidence for explanations, not drift of its own
+        sections = _sections(role, collector.name, refs, tgts, down, snapshots, tally)
+        ok_refs = [h for h in refs if h in sections]
+        ok_tgts = [h for h in tgts if h in sections]
+        if ok_refs and ok_tgts:
+            comparison = _Comparison(
+                role,
+                collector.name,
+                ok_refs,
+                ok_tgts,
+                sections,
+                ctx.volatile[collector.name],
+                ctx.inventory.rules.for_section(role, collector.name),
+                ctx.env_of,
+                ctx.today,
+            )
+            _compare_section(comparison, tally)
+
+
+def _report(
+    ctx: _Context,
+    generated_at: str,
+    run_started_at: str | None,
+    snapshots: Mapping[str, HostSnapshot],
+) -> DriftReport:
+    inventory, tally = ctx.inventory, ctx.tally
     return DriftReport(
         generated_at=generated_at,
         inventory=str(inventory.path),
         reference=inventory.reference,
         targets=inventory.targets,
         run_started_at=run_started_at,
-        hosts=_host_rows(inventory, snapshots, collectors),
+        hosts=_host_rows(inventory, snapshots, ctx.collectors),
         findings=tuple(tally.findings),
         volatile_skipped=tally.skipped,
         compared_keys=tally.compared_keys,
-        collectors=tuple(c.name for c in collectors if c.compare),
+        collectors=tuple(c.name for c in ctx.collectors if c.compare),
         stale_waivers=inventory.rules.stale(tally.used_waivers),
     )
 
@@ -120,10 +196,11 @@ class _Comparison:
     today: date
 
 
-def _volatile_matcher(
+def volatile_matcher(
     collectors: Sequence[Collector], include: Mapping[str, Sequence[str]]
 ) -> dict[str, re.Pattern[str] | None]:
-    """Per collector, a pattern of its volatile keys minus those the inventory includes."""
+    """Per collector, a pattern of its volatile keys minus those the inventory includes
+    (``compare.include_volatile``); None for a collector with none."""
     out: dict[str, re.Pattern[str] | None] = {}
     for c in collectors:
         skip = "|".join(fnmatch.translate(g) for g in c.volatile)

@@ -62,26 +62,76 @@ def _norm(value: Any) -> str:
     return " ".join(str(value).split())
 
 
+def _configured(
+    finding: Finding, snapshots: Mapping[str, HostSnapshot]
+) -> dict[str, dict[str, Any] | None]:
+    """host -> what its sysctl config files set for the key (None: nothing), for the
+    hosts whose sysctl_config was collected."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for host in finding.values:
+        config = _facts(snapshots, host, "sysctl_config")
+        if config is not None:
+            entry = config.get(finding.key)
+            ok = isinstance(entry, dict) and entry.get("value") is not None
+            out[host] = entry if ok else None
+    return out
+
+
+def _unpersisted(
+    host: str, finding: Finding, configured: Mapping[str, dict[str, Any] | None]
+) -> str:
+    """Why ``host``, which sets the key in no sysctl config file, has its value: told
+    from the hosts that set it nowhere either (their common value is the kernel's
+    default), never guessed from one host alone."""
+    value = _norm(finding.values[host])
+    peers = {
+        h: _norm(finding.values[h])
+        for h, c in configured.items()
+        if c is None and h != host and finding.values[h] is not None
+    }
+    persisted = [h for h, c in configured.items() if c is not None]
+    if not peers:
+        where = ", ".join(f"{h} in {configured[h]['file']}" for h in persisted)  # type: ignore[index]
+        return (
+            f"{host}: not persisted in any sysctl config file (the kernel's default unless "
+            f"set at runtime); set persistently on {where}"
+        )
+    names = ", ".join(peers)
+    if all(v == value for v in peers.values()):
+        return f"{host}: the kernel's default, as on {names} (no sysctl config file sets it)"
+    others = set(peers.values())
+    if len(peers) >= 2 and len(others) == 1:
+        return (
+            f"{host}: set at runtime, not persisted in any sysctl config file ({names} set it "
+            f"nowhere either and have {others.pop()}, the kernel's default)"
+        )
+    return (
+        f"{host}: not persisted in any sysctl config file, nor on {names}: one of them was "
+        "set at runtime (a reboot restores the kernel's default)"
+    )
+
+
 def _sysctl_reason(finding: Finding, snapshots: Mapping[str, HostSnapshot]) -> str:
+    """For the hosts that differ: persisted, the kernel's default, or set at runtime;
+    for any host, a runtime value its config file does not set."""
+    configured = _configured(finding, snapshots)
+    differing = set(finding.differing)
     reasons = []
     for host, runtime in finding.values.items():
-        if runtime is None:
+        if runtime is None or host not in configured:
             continue
-        config = _facts(snapshots, host, "sysctl_config")
-        if config is None:
+        entry = configured[host]
+        if entry is None:
+            if host in differing:
+                reasons.append(_unpersisted(host, finding, configured))
             continue
-        configured = config.get(finding.key)
-        if not isinstance(configured, dict) or configured.get("value") is None:
-            if host not in finding.reference_hosts:
-                reasons.append(f"{host}: set at runtime, not persisted in any sysctl config file")
-            continue
-        where = configured.get("file", "a sysctl config file")
-        if _norm(configured["value"]) != _norm(runtime):
+        where = entry.get("file", "a sysctl config file")
+        if _norm(entry["value"]) != _norm(runtime):
             reasons.append(
-                f"{host}: runtime {runtime} differs from {configured['value']} set in {where}"
+                f"{host}: runtime {runtime} differs from {entry['value']} set in {where}"
                 " (changed at runtime; a reboot restores the file's value)"
             )
-        elif host not in finding.reference_hosts:
+        elif host in differing:
             reasons.append(f"{host}: persisted in {where}")
     return "; ".join(reasons)
 

@@ -8,6 +8,8 @@ renderer asks the engine or the collector registry for it.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -73,9 +75,48 @@ class Finding:
     #: why it differs, from the evidence collectors: "modified after install",
     #: "package version differs", "set at runtime, not persisted"
     explanation: str = ""
-    #: since when the differing host has had its current value (from the history
-    #: of earlier runs; the first run in which it was seen, unchanged since)
+    #: since when the drift has held: the first run of the unbroken series in which
+    #: a differing host and the hosts it differs from had their current values
+    #: (as far as the history of earlier runs vouches for it)
     since: str | None = None
+    #: how many runs that series is long, this one included (1: new in this run)
+    runs_held: int = 0
+    #: the waiver that covers it (for a waived finding, or one whose waiver expired)
+    waiver: WaiverRecord | None = None
+    #: the id of the cause group it belongs to (:class:`Cause`), as cause or member
+    cause: str = ""
+
+    @property
+    def differing(self) -> tuple[str, ...]:
+        """The hosts that make this a finding: the targets that differ, or for an
+        inconsistent finding the odd ones out (see :func:`odd_hosts`); for an
+        incomplete one, the hosts whose data is unknown."""
+        state = self.underlying or self.state
+        if state is State.INCOMPLETE:
+            return tuple(self.reasons)
+        if state is State.INCONSISTENT:
+            return odd_hosts(self)
+        return tuple(h for h in self.values if h not in self.reference_hosts)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def odd_hosts(finding: Finding) -> tuple[str, ...]:
+    """The hosts whose value is not the most common one among the finding's hosts
+    (values after map rules, when they applied); a tie goes to the first reference
+    host's value. For reference hosts that disagree this names the minority: with
+    prod-web1 and stg-web1 at 7200 and prod-web2 at 600, prod-web2."""
+    values = finding.mapped_values if finding.mapped_values is not None else finding.values
+    shown = {h: _canonical(v) for h, v in values.items()}
+    if not shown:
+        return ()
+    counts = Counter(shown.values())
+    top = max(counts.values(), default=0)
+    first = shown.get(finding.reference_hosts[0]) if finding.reference_hosts else None
+    norm = first if counts.get(first or "", 0) == top else counts.most_common(1)[0][0]
+    return tuple(h for h, v in shown.items() if v != norm)
 
 
 @dataclass(frozen=True)
@@ -116,6 +157,47 @@ class DriftReport:
     collectors: tuple[str, ...]
     #: waivers that matched nothing: the drift they covered is gone (or the rule is wrong)
     stale_waivers: tuple[WaiverRecord, ...] = ()
+    #: (reference host, target host) for a comparison of two hosts (``driftcheck
+    #: diff``); None for environments
+    pair: tuple[str, str] | None = None
+    #: findings grouped under the finding that causes them (see driftcheck.causes)
+    causes: tuple[Cause, ...] = ()
+    #: whole-file unified diffs of parsed config files whose settings differ
+    file_diffs: tuple[FileDiff, ...] = ()
+    #: drift and incomplete counts of the runs up to this one, oldest first
+    trend: tuple[TrendPoint, ...] = ()
+
+    @property
+    def drift_causes(self) -> tuple[int, int]:
+        """(drift findings, distinct causes): "12 findings from 3 causes"; a finding
+        in no group is a cause of its own."""
+        drift = [f for f in self.findings if f.state.is_drift]
+        alone = sum(1 for f in drift if not f.cause)
+        return len(drift), alone + len({f.cause for f in drift if f.cause})
+
+    def members(self, cause: Cause) -> list[Finding]:
+        """The findings of a cause group, the causing finding first."""
+        group = [f for f in self.findings if f.cause == cause.id]
+        return sorted(group, key=lambda f: (f.collector, f.key) != (cause.collector, cause.key))
+
+    @property
+    def subject(self) -> str:
+        """What was compared with what, in words: "staging compared with production",
+        "stg-web1 (staging) compared with prod-web2 (production)"."""
+        if self.pair is not None:
+            env = {h.name: h.environment for h in self.hosts}
+            ref, tgt = (f"{h} ({env[h]})" if h in env else h for h in self.pair)
+            return f"{tgt} compared with {ref}"
+        return f"{', '.join(self.targets)} compared with {self.reference}"
+
+    def role_hosts(self, role: str) -> tuple[list[str], list[str]]:
+        """(reference hosts, every compared host, references first) of ``role``."""
+        if self.pair is not None:
+            return [self.pair[0]], list(self.pair)
+        compared = {self.reference, *self.targets}
+        hosts = [h for h in self.hosts if role in h.roles and h.environment in compared]
+        refs = [h.name for h in hosts if h.environment == self.reference]
+        return refs, refs + [h.name for h in hosts if h.name not in refs]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -150,6 +232,45 @@ class DriftReport:
     def exit_code(self) -> int:
         """Bitmask: 1 drift found, 4 incomplete data (0 clean)."""
         return (1 if self.has_drift else 0) | (4 if self.incomplete else 0)
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """The whole text of one config file, reference host against a target host."""
+
+    role: str
+    path: str
+    reference_host: str
+    target_host: str
+    #: unified diff lines, ``---``/``+++`` labelled with the host names
+    lines: tuple[str, ...]
+    #: lines left out beyond the report's limit
+    cut: int = 0
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One run's counts, for the drift-over-time chart."""
+
+    run_id: int
+    started_at: str
+    drift: int
+    incomplete: int
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A group of findings that follow from one of them (a package version, a
+    kernel setting the kernel links others to)."""
+
+    id: str
+    role: str
+    #: the causing finding's collector and key
+    collector: str
+    key: str
+    title: str
+    #: how many findings follow from it (the cause itself not counted)
+    members: int
 
 
 @dataclass(frozen=True)

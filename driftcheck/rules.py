@@ -424,14 +424,17 @@ def _waived(finding: Finding, waiver: Waiver, today: date) -> Finding:
     """A finding under a waiver: waived until it expires, drift again after (noted)."""
     who = f"{waiver.reason}; owner {waiver.owner}"
     until = waiver.expires.isoformat()
+    record = waiver.record()
     if today <= waiver.expires:
         return replace(
             finding,
             state=State.WAIVED,
             underlying=finding.state,
             note=_join(finding.note, f"waived until {until}: {who}"),
+            waiver=record,
         )
-    return replace(finding, note=_join(finding.note, f"waiver expired on {until}: {who}"))
+    note = _join(finding.note, f"waiver expired on {until}: {who}")
+    return replace(finding, note=note, waiver=record)
 
 
 def _join(*parts: str) -> str:

@@ -1,26 +1,41 @@
-"""Since when: each drift finding with the time its differing value first appeared.
+"""Since when: each finding with the time its drift began, as far as history vouches.
 
 Pure over a :class:`History`: the store answers it for one inventory's earlier
 finished runs (see :class:`driftcheck.service.RunHistory`), tests answer it from
 a list.
+
+A drift holds while a differing host and the hosts it differs from keep the
+values they have now. "Since" is the first run of that unbroken series: a run in
+which any of them had another value, was not collected, or whose stored facts
+cannot be read ends it. So a sysctl changed on a *production* host dates the drift
+from that change, though the staging host never moved; and for an inconsistent
+finding the odd host out is the one followed (:attr:`Finding.differing`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple, Protocol
 
-from driftcheck.findings import DriftReport
+from driftcheck.findings import WHOLE, DriftReport, Finding, State
 from driftcheck.model import HostSnapshot
+
+
+class HistoryEntry(NamedTuple):
+    """One earlier run as one host's section saw it."""
+
+    run_id: int
+    collected_at: str
+    #: the facts blob's hash; None when the section was not collected completely
+    digest: str | None
 
 
 class History(Protocol):
     """The earlier runs a report's "since" is read from."""
 
-    def section_history(self, host: str, collector: str) -> list[tuple[str, str | None]]:
-        """(collected_at, facts blob hash or None when not collected) of ``host``'s
-        ``collector`` section in the runs before this one, newest first."""
+    def section_history(self, host: str, collector: str) -> Sequence[HistoryEntry]:
+        """``host``'s ``collector`` section in the runs before this one, newest first."""
         ...
 
     def facts_of(self, digest: str) -> dict[str, Any] | None:
@@ -29,42 +44,87 @@ class History(Protocol):
         ...
 
 
+_UNKNOWN: Any = object()
+
+
+@dataclass
+class _Lookup:
+    """History read once per (host, collector) and blob, shared by every finding."""
+
+    history: History
+    runs: dict[tuple[str, str], dict[int, HistoryEntry]]
+    blobs: dict[str, dict[str, Any] | None]
+
+    def entries(self, host: str, collector: str) -> dict[int, HistoryEntry]:
+        """run id -> entry, newest first."""
+        where = (host, collector)
+        if where not in self.runs:
+            rows = self.history.section_history(host, collector)
+            self.runs[where] = {e.run_id: e for e in rows}
+        return self.runs[where]
+
+    def value(self, host: str, collector: str, run_id: int, key: str) -> Any:
+        """``key``'s value on ``host`` in that run (None when absent), or _UNKNOWN."""
+        entry = self.entries(host, collector).get(run_id)
+        if entry is None or entry.digest is None:
+            return _UNKNOWN
+        if entry.digest not in self.blobs:
+            self.blobs[entry.digest] = self.history.facts_of(entry.digest)
+        facts = self.blobs[entry.digest]
+        return _UNKNOWN if facts is None else facts.get(key)
+
+
+def _held(
+    finding: Finding, host: str, snapshots: Mapping[str, HostSnapshot], lookup: _Lookup
+) -> tuple[str, int]:
+    """(since, runs) for one differing host: back through the runs before this one
+    while it and every host it differs from kept their current values."""
+    differing = set(finding.differing)
+    watched = [host, *(h for h in finding.values if h not in differing)]
+    since, runs = snapshots[host].collected_at, 1
+    for run_id, entry in lookup.entries(host, finding.collector).items():
+        same = all(
+            lookup.value(h, finding.collector, run_id, finding.key) == finding.values[h]
+            for h in watched
+        )
+        if not same:
+            break
+        since, runs = entry.collected_at, runs + 1
+    return since, runs
+
+
 def since_when(
     report: DriftReport, snapshots: Mapping[str, HostSnapshot], history: History
 ) -> DriftReport:
-    """The report with each drift finding's ``since``: the time its current value was
-    first seen, unchanged since, on the host that differs; when the drift started,
-    as far as history goes.
+    """The report with each finding's ``since`` and ``runs_held``: for the differing
+    host whose drift is oldest (see the module docstring). Incomplete findings have
+    none: what was not read has no age.
 
-    Consecutive runs that stored the same facts blob are one step (content
-    addressing makes "unchanged" a hash comparison), so long quiet histories cost
-    little.
+    Consecutive runs that stored the same facts blob cost one decompression (content
+    addressing makes "unchanged" a hash lookup), so long quiet histories cost little.
     """
-    cache: dict[str, dict[str, Any] | None] = {}
-    # One history query per (host, collector), not one per finding.
-    histories: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+    lookup = _Lookup(history, {}, {})
     out = []
     for finding in report.findings:
-        host = next((h for h in finding.values if h not in finding.reference_hosts), None)
-        if not finding.state.is_drift or host is None or host not in snapshots:
+        hosts = [h for h in finding.differing if h in snapshots]
+        if (
+            finding.state is State.INCOMPLETE
+            or finding.key == WHOLE  # a whole section or host: no one value to follow
+            or not hosts
+            or finding.collector not in _sections(snapshots, hosts)
+        ):
             out.append(finding)
             continue
-        value = finding.values[host]
-        since = snapshots[host].collected_at
-        previous_hash: str | None = ""
-        where = (host, finding.collector)
-        if where not in histories:
-            histories[where] = history.section_history(host, finding.collector)
-        for at, digest in histories[where]:
-            if digest is None:
-                break  # not collected then: history says nothing further back
-            if digest != previous_hash:
-                if digest not in cache:
-                    cache[digest] = history.facts_of(digest)
-                facts = cache[digest]
-                if facts is None or facts.get(finding.key) != value:
-                    break
-                previous_hash = digest
-            since = at
-        out.append(replace(finding, since=since))
+        since, runs = max((_held(finding, h, snapshots, lookup) for h in hosts), key=_older)
+        out.append(replace(finding, since=since, runs_held=runs))
     return replace(report, findings=tuple(out))
+
+
+def _older(held: tuple[str, int]) -> int:
+    """Order by the number of runs held: the longest-held drift is the oldest."""
+    return held[1]
+
+
+def _sections(snapshots: Mapping[str, HostSnapshot], hosts: Sequence[str]) -> set[str]:
+    """The collectors every one of ``hosts`` has a section of in this run."""
+    return set.intersection(*(set(snapshots[h].sections) for h in hosts))

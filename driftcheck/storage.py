@@ -30,9 +30,12 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    delete,
     event,
     inspect,
     select,
+    text,
+    union,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,6 +45,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from driftcheck.errors import DriftcheckError
 from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
+from driftcheck.since import HistoryEntry
 
 # SQLAlchemy logs some failures itself (a connection that cannot be reset); with no
 # handler Python would print them on stderr. Each failure reaches the user once, as
@@ -53,6 +57,8 @@ DB_ENV = "DRIFTCHECK_DB"
 CONNECT_TIMEOUT = 10
 DEFAULT_DB = "sqlite:///driftcheck.db"
 SCHEMA_VERSION = "1"
+#: Blob content whose parsed facts one Store keeps in memory (see Store._facts).
+FACTS_CACHE_BYTES = 256 * 1024 * 1024
 #: What a section whose stored blob is damaged says instead of its facts.
 DAMAGED = "stored data damaged; the next collection stores it again"
 
@@ -140,6 +146,30 @@ class Blob(Base):
 
 
 @dataclass(frozen=True)
+class PruneResult:
+    """What :meth:`Store.prune` removed."""
+
+    runs: int
+    sections: int
+    blobs: int
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class SeriesEntry:
+    """One section of one host in one finished run (see :meth:`Store.host_series`)."""
+
+    run_id: int
+    collected_at: str
+    collector: str
+    #: None when the section was not collected completely
+    digest: str | None
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """A run as listed to users."""
 
@@ -177,6 +207,8 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._facts_cache: dict[str, dict[str, Any]] = {}
+        self._cached_bytes = 0
         try:
             self._prepare()
         except SQLAlchemyError as exc:
@@ -323,6 +355,38 @@ class Store:
                     )
                 )
 
+    def prune(self, inventory: str, doomed: list[int]) -> PruneResult:
+        """Delete the runs ``doomed`` of ``inventory`` with their snapshots and sections,
+        then every blob no remaining section uses (blobs shared with kept runs, or with
+        other inventories' runs, stay). One transaction: nothing is half-pruned."""
+        with self._session() as s:
+            runs = list(
+                s.scalars(select(Run.id).where(Run.inventory == inventory, Run.id.in_(doomed)))
+            )
+            snaps = select(Snapshot.id).where(Snapshot.run_id.in_(runs))
+            sections = s.execute(delete(SectionRow).where(SectionRow.snapshot_id.in_(snaps)))
+            s.execute(delete(Snapshot).where(Snapshot.run_id.in_(runs)))
+            s.execute(delete(Run).where(Run.id.in_(runs)))
+            used = union(
+                select(SectionRow.facts_hash).where(SectionRow.facts_hash.is_not(None)),
+                select(SectionRow.raw_hash).where(SectionRow.raw_hash.is_not(None)),
+            )
+            blobs = s.execute(delete(Blob).where(Blob.hash.not_in(used)))
+        self._facts_cache.clear()
+        self._cached_bytes = 0
+        return PruneResult(len(runs), _rowcount(sections), _rowcount(blobs))
+
+    def compact(self) -> None:
+        """Give the space of deleted rows back to the file system (SQLite's VACUUM;
+        PostgreSQL's autovacuum does this on its own)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM"))
+        except SQLAlchemyError as exc:
+            raise self._trouble(exc) from None
+
     # -- reading ---------------------------------------------------------------
 
     def latest_run(self, inventory: str | None = None) -> RunInfo | None:
@@ -333,6 +397,53 @@ class Store:
         with self._session() as s:
             run = s.scalars(query.order_by(Run.id.desc()).limit(1)).first()
             return RunInfo(run.id, run.started_at, run.finished_at, run.inventory) if run else None
+
+    def runs(self, inventory: str) -> list[RunInfo]:
+        """Every finished run of ``inventory``, oldest first."""
+        query = (
+            select(Run)
+            .where(Run.finished_at.is_not(None), Run.inventory == inventory)
+            .order_by(Run.id)
+        )
+        with self._session() as s:
+            return [
+                RunInfo(r.id, r.started_at, r.finished_at, r.inventory) for r in s.scalars(query)
+            ]
+
+    def run(self, run_id: int) -> RunInfo | None:
+        """One run by id, finished or not."""
+        with self._session() as s:
+            r = s.get(Run, run_id)
+            return RunInfo(r.id, r.started_at, r.finished_at, r.inventory) if r else None
+
+    def snapshot(self, run_id: int, host: str, raw: bool = False) -> HostSnapshot | None:
+        """``host``'s snapshot in one run, or None when that run did not collect it."""
+        with self._session() as s:
+            row = s.scalars(
+                select(Snapshot).where(Snapshot.run_id == run_id, Snapshot.host == host).limit(1)
+            ).first()
+            return self._snapshot(s, row, raw) if row else None
+
+    def host_series(self, inventory: str, host: str) -> list[SeriesEntry]:
+        """Every section of ``host`` in the finished runs of ``inventory``, oldest first."""
+        query = (
+            select(
+                Run.id,
+                Snapshot.collected_at,
+                SectionRow.collector,
+                SectionRow.status,
+                SectionRow.facts_hash,
+            )
+            .join(Run, Run.id == Snapshot.run_id)
+            .join(SectionRow, SectionRow.snapshot_id == Snapshot.id)
+            .where(Run.inventory == inventory, Run.finished_at.is_not(None), Snapshot.host == host)
+            .order_by(Run.id)
+        )
+        with self._session() as s:
+            return [
+                SeriesEntry(run_id, at, collector, digest if SectionStatus(st).complete else None)
+                for run_id, at, collector, st, digest in s.execute(query)
+            ]
 
     def _load(self, s: Session, hash_: str | None) -> bytes:
         """A blob's content, checked against its hash; raises :class:`_DamagedBlobError`."""
@@ -345,13 +456,24 @@ class Store:
         return content
 
     def _facts(self, s: Session, hash_: str | None) -> dict[str, Any]:
-        """The facts under ``hash_`` ({} for none); raises :class:`_DamagedBlobError`."""
+        """The facts under ``hash_`` ({} for none); raises :class:`_DamagedBlobError`.
+
+        Read-only to callers: parsed facts are kept by hash (up to
+        :data:`FACTS_CACHE_BYTES` of blob content), because history reads the same
+        unchanged blob night after night.
+        """
+        if hash_ is not None and hash_ in self._facts_cache:
+            return self._facts_cache[hash_]
+        content = self._load(s, hash_)
         try:
-            facts = json.loads(self._load(s, hash_) or b"{}")
+            facts = json.loads(content or b"{}")
         except ValueError:  # not UTF-8 or not JSON: written by something else
             raise _DamagedBlobError(hash_) from None
         if not isinstance(facts, dict):
             raise _DamagedBlobError(hash_)
+        if hash_ is not None and self._cached_bytes + len(content) <= FACTS_CACHE_BYTES:
+            self._facts_cache[hash_] = facts
+            self._cached_bytes += len(content)
         return facts
 
     def _section(self, s: Session, sec: SectionRow, raw: bool) -> SectionResult:
@@ -403,12 +525,12 @@ class Store:
 
     def section_history(
         self, inventory: str, host: str, collector: str, before_run: int, limit: int = 400
-    ) -> list[tuple[str, str | None]]:
-        """(collected_at, facts blob hash or None when not collected) of ``host``'s
-        ``collector`` section in the finished runs of ``inventory`` before
-        ``before_run``, newest first."""
+    ) -> list[HistoryEntry]:
+        """``host``'s ``collector`` section in the finished runs of ``inventory`` before
+        ``before_run``, newest first (the facts hash None where it was not collected
+        completely)."""
         query = (
-            select(Snapshot.collected_at, SectionRow.facts_hash, SectionRow.status)
+            select(Run.id, Snapshot.collected_at, SectionRow.facts_hash, SectionRow.status)
             .join(Run, Run.id == Snapshot.run_id)
             .join(SectionRow, SectionRow.snapshot_id == Snapshot.id)
             .where(
@@ -423,8 +545,8 @@ class Store:
         )
         with self._session() as s:
             return [
-                (at, digest if SectionStatus(status).complete else None)
-                for at, digest, status in s.execute(query)
+                HistoryEntry(run_id, at, digest if SectionStatus(status).complete else None)
+                for run_id, at, digest, status in s.execute(query)
             ]
 
     def facts_of(self, digest: str) -> dict[str, Any] | None:

@@ -6,9 +6,10 @@ Nothing here escapes: each renderer escapes for its own medium.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-from driftcheck.findings import WHOLE, DriftReport, Finding, State
+from driftcheck.findings import WHOLE, Cause, DriftReport, Finding, State
 
 #: The order findings are listed in: drift first, then unknown data.
 LISTED = (
@@ -90,3 +91,71 @@ def roles(report: DriftReport) -> list[str]:
 def plural(n: int, word: str) -> str:
     """``n`` and ``word``, with an "s" unless ``n`` is 1."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _when(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def age_words(finding: Finding, report: DriftReport) -> str:
+    """How long the drift has held, in words: "new in this run", "for 12 days (9
+    runs)"; "" when history says nothing (an incomplete finding, no history)."""
+    if not finding.since or finding.runs_held < 1:
+        return ""
+    if finding.runs_held == 1:
+        return "new in this run"
+    start, now = _when(finding.since), _when(report.run_started_at)
+    runs = f"{finding.runs_held} runs"
+    if start is None or now is None or now < start:
+        return f"for {runs}"
+    seconds = (now - start).total_seconds()
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            return f"for {plural(int(seconds // size), unit)} ({runs})"
+    return f"for under a minute ({runs})"
+
+
+def since_label(finding: Finding, report: DriftReport) -> str:
+    """ "since TIME (AGE)" for a finding with history, else ""."""
+    if not finding.since:
+        return ""
+    age = age_words(finding, report)
+    return f"since {finding.since}" + (f" ({age})" if age else "")
+
+
+def accepted_by(finding: Finding) -> str:
+    """Who accepted a waived finding and until when, in one phrase ("" for none)."""
+    w = finding.waiver
+    if w is None:
+        return ""
+    return f"owner {w.owner}, until {w.expires.isoformat()} (line {w.line}): {w.reason}"
+
+
+def volatile_total(report: DriftReport) -> int:
+    """Differences in volatile keys, skipped (never drift)."""
+    return sum(report.volatile_skipped.values())
+
+
+def causes_line(report: DriftReport) -> str:
+    """ "12 findings from 3 causes", or "" when no finding is grouped."""
+    if not report.causes:
+        return ""
+    findings, causes = report.drift_causes
+    return f"{plural(findings, 'finding')} of drift from {plural(causes, 'cause')}"
+
+
+def cause_members(report: DriftReport, cause: Cause) -> list[str]:
+    """The keys that follow from ``cause``, as people read them."""
+    return [
+        f"{collector_label(f.collector)} {key_label(f)}"
+        for f in report.members(cause)
+        if (f.collector, f.key) != (cause.collector, cause.key)
+    ]
+
+
+def cause_of(finding: Finding, report: DriftReport) -> str:
+    """The title of the cause group a finding belongs to, or ""."""
+    return next((c.title for c in report.causes if c.id == finding.cause), "")

@@ -13,7 +13,14 @@ import jinja2
 
 from driftcheck.findings import WHOLE, DriftReport, Finding, State
 
-from .common import collector_label, plural, show_value
+from .common import (
+    cause_members,
+    causes_line,
+    collector_label,
+    plural,
+    show_value,
+    since_label,
+)
 
 
 @cache
@@ -28,12 +35,62 @@ def _environment() -> jinja2.Environment:
     # The page shows values whole: its cells scroll, and the JSON island is not used.
     env.filters["show"] = lambda value: show_value(value, limit=None)
     env.filters["hosts_json"] = hosts_json
+    env.filters["diff_class"] = diff_class
     return env
 
 
 def hosts_json(finding: Finding) -> str:
     """The hosts a finding involves, as JSON for a ``data-`` attribute (escaped by Jinja)."""
     return json.dumps(sorted({*finding.values, *finding.reasons}), ensure_ascii=False)
+
+
+def diff_class(line: str) -> str:
+    """The CSS class of one unified-diff line (colour is never the only cue: the
+    line keeps its +/- sign)."""
+    if line.startswith(("---", "+++")):
+        return "head"
+    if line.startswith("@@"):
+        return "hunk"
+    return {"+": "add", "-": "del"}.get(line[:1], "")
+
+
+#: The chart's size and margins, in SVG user units.
+_CHART = {"width": 480, "height": 120, "left": 36, "right": 470, "top": 8, "bottom": 96}
+
+
+def _trend(report: DriftReport) -> dict[str, Any] | None:
+    """The drift-over-time chart's coordinates (None with fewer than two runs)."""
+    points = report.trend
+    if len(points) < 2:
+        return None
+    top = max(max(p.drift, p.incomplete) for p in points) or 1
+    left, right, y0, y1 = _CHART["left"], _CHART["right"], _CHART["top"], _CHART["bottom"]
+    step = (right - left) / (len(points) - 1)
+
+    def y(n: int) -> float:
+        return round(y1 - (y1 - y0) * n / top, 1)
+
+    shown = [
+        {
+            "x": round(left + i * step, 1),
+            "y_drift": y(p.drift),
+            "y_incomplete": y(p.incomplete),
+            "run": p.run_id,
+            "at": p.started_at,
+            "drift": p.drift,
+            "incomplete": p.incomplete,
+        }
+        for i, p in enumerate(points)
+    ]
+    return {
+        **_CHART,
+        "max": top,
+        "points": shown,
+        "drift": " ".join(f"{p['x']},{p['y_drift']}" for p in shown),
+        "incomplete": " ".join(f"{p['x']},{p['y_incomplete']}" for p in shown),
+        "first": points[0].started_at[:10],
+        "last": points[-1].started_at[:10],
+    }
 
 
 def _sha256(text: str) -> str:
@@ -64,15 +121,11 @@ def _groups(report: DriftReport, findings: list[Finding]) -> list[dict[str, Any]
     by_role: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
     for f in findings:
         by_role[f.role][f.collector].append(f)
-    env_of = {h.name: h.environment for h in report.hosts}
     groups: list[dict[str, Any]] = []
     for role in sorted(by_role):
         # Only compared hosts get a column: a host of another environment (dev)
         # was never compared, so it must not read "same as reference".
-        compared_envs = {report.reference, *report.targets}
-        hosts = [h.name for h in report.hosts if role in h.roles and h.environment in compared_envs]
-        refs = [h for h in hosts if env_of[h] == report.reference]
-        columns = refs + [h for h in hosts if h not in refs]
+        refs, columns = report.role_hosts(role)
         per_collector: dict[str, list[Finding]] = by_role[role]
         # The whole-host group (unreachable hosts) comes first.
         names = sorted(per_collector, key=lambda name: name != WHOLE)
@@ -106,7 +159,7 @@ def _by_collector(report: DriftReport) -> list[dict[str, Any]]:
 
 def _collected(report: DriftReport) -> list[dict[str, Any]]:
     """Per environment (reference first): hosts fully collected, earliest and latest time."""
-    envs = [report.reference, *report.targets]
+    envs = list(dict.fromkeys([report.reference, *report.targets]))
     envs += sorted({h.environment for h in report.hosts} - set(envs))
     out = []
     for env in envs:
@@ -127,7 +180,6 @@ def _collected(report: DriftReport) -> list[dict[str, Any]]:
 
 def _headline(report: DriftReport) -> list[str]:
     """The verdict in plain words, one sentence per fact a manager needs."""
-    targets = ", ".join(report.targets)
     drift = [f for f in report.findings if f.state.is_drift]
     out: list[str] = []
     if drift:
@@ -135,14 +187,11 @@ def _headline(report: DriftReport) -> list[str]:
         for f in drift:
             by_state[f.state.value] += 1
         parts = ", ".join(f"{n} {s}" for s, n in by_state.items() if n)
-        out.append(
-            f"{targets} does not mirror {report.reference}: "
-            f"{plural(len(drift), 'difference')} to fix ({parts})."
-        )
+        out.append(f"{report.subject}: {plural(len(drift), 'difference')} to fix ({parts}).")
     else:
         out.append(
-            f"No drift found: {targets} mirrors {report.reference} in "
-            f"{plural(report.compared_keys, 'compared key')}."
+            f"No drift found: {report.subject}, "
+            f"{plural(report.compared_keys, 'compared key')} the same."
         )
     bad_hosts = report.uncollected
     unknown = report.counts[State.INCOMPLETE.value]
@@ -171,7 +220,8 @@ def render(report: DriftReport) -> str:
     script = env.get_template("report.js.j2").render()
     set_aside = [f for f in report.findings if f.state in _SET_ASIDE]
     shown = [f for f in report.findings if f.state not in _SET_ASIDE]
-    compared_envs = {report.reference, *report.targets}
+    envs = {report.reference, *report.targets}
+    compared = set(report.pair or {h.name for h in report.hosts if h.environment in envs})
     # The CSP allows exactly this inline stylesheet and this inline script (by
     # hash) and nothing else: no external requests, no other script can run.
     return env.get_template("report.html.j2").render(
@@ -188,8 +238,13 @@ def render(report: DriftReport) -> str:
             {f.collector for f in report.findings}, key=lambda n: (n != WHOLE, n)
         ),
         filter_roles=sorted({f.role for f in report.findings}),
-        filter_hosts=[h.name for h in report.hosts if h.environment in compared_envs],
+        filter_hosts=[h.name for h in report.hosts if h.name in compared],
         label=collector_label,
+        since=lambda f: since_label(f, report),
+        causes_line=causes_line(report),
+        trend=_trend(report),
+        cause_title={c.id: c.title for c in report.causes},
+        cause_members=lambda c: cause_members(report, c),
         total=len(shown) + len(set_aside),
         report=report,
         counts=report.counts,

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftcheck.findings import DriftReport, Finding
+from driftcheck.findings import DriftReport, Finding, WaiverRecord
 from driftcheck.printable import printable_json
+
+from .common import age_words
 
 SCHEMA = "driftcheck-report/1"
 
 
-def _finding(f: Finding) -> dict[str, Any]:
+def _waiver(w: WaiverRecord) -> dict[str, Any]:
+    return {
+        "key": w.key,
+        "collector": w.collector,
+        "reason": w.reason,
+        "owner": w.owner,
+        "expires": w.expires.isoformat(),
+        "line": w.line,
+    }
+
+
+def _finding(f: Finding, report: DriftReport) -> dict[str, Any]:
     return {
         "role": f.role,
         "collector": f.collector,
@@ -31,8 +44,14 @@ def _finding(f: Finding) -> dict[str, Any]:
         "reasons": f.reasons,
         **({"note": f.note} if f.note else {}),
         **({"explanation": f.explanation} if f.explanation else {}),
-        **({"since": f.since} if f.since else {}),
+        **(
+            {"since": f.since, "runs_held": f.runs_held, "age": age_words(f, report)}
+            if f.since
+            else {}
+        ),
         **({"underlying_state": f.underlying.value} if f.underlying else {}),
+        **({"waiver": _waiver(f.waiver)} if f.waiver else {}),
+        **({"cause": f.cause} if f.cause else {}),
         **({"mapped_values": f.mapped_values} if f.mapped_values is not None else {}),
     }
 
@@ -46,6 +65,9 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
         "inventory": report.inventory,
         "reference": report.reference,
         "targets": list(report.targets),
+        **(
+            {"pair": {"reference": report.pair[0], "target": report.pair[1]}} if report.pair else {}
+        ),
         "run_started_at": report.run_started_at,
         "summary": {
             "verdict": report.verdict,
@@ -60,7 +82,19 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
             "compared_keys": report.compared_keys,
             "volatile_skipped": report.volatile_skipped,
             "stale_waivers": len(report.stale_waivers),
+            "drift_causes": report.drift_causes[1],
         },
+        "causes": [
+            {
+                "id": c.id,
+                "role": c.role,
+                "collector": c.collector,
+                "key": c.key,
+                "title": c.title,
+                "members": c.members,
+            }
+            for c in report.causes
+        ],
         "hosts": [
             {
                 "name": h.name,
@@ -73,18 +107,8 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
             }
             for h in report.hosts
         ],
-        "findings": [_finding(f) for f in report.findings],
-        "stale_waivers": [
-            {
-                "key": w.key,
-                "collector": w.collector,
-                "reason": w.reason,
-                "owner": w.owner,
-                "expires": w.expires.isoformat(),
-                "line": w.line,
-            }
-            for w in report.stale_waivers
-        ],
+        "findings": [_finding(f, report) for f in report.findings],
+        "stale_waivers": [_waiver(w) for w in report.stale_waivers],
     }
 
 

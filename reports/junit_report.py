@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 
 from driftcheck.findings import WHOLE, DriftReport, Finding, State
 
-from .common import collector_label, key_label, per_host, roles
+from .common import collector_label, key_label, per_host, roles, since_label
 
 #: XML 1.0 cannot carry these characters at all, escaped or not.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -35,7 +35,7 @@ def _clean(value: str) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
-def _body(finding: Finding) -> str:
+def _body(finding: Finding, since: str) -> str:
     lines = [f"{host}: {shown}" for host, shown in per_host(finding)]
     if finding.reference_hosts and finding.state is not State.INCOMPLETE:
         lines.append(f"reference: {', '.join(finding.reference_hosts)}")
@@ -43,11 +43,17 @@ def _body(finding: Finding) -> str:
         lines.append(f"why: {finding.explanation}")
     if finding.note:
         lines.append(f"note: {finding.note}")
+    if since:
+        lines.append(since)
     return _clean("\n".join(lines))
 
 
 def _testcase(
-    role: str, name: str, findings: list[Finding], not_applicable: str | None
+    report: DriftReport,
+    role: str,
+    name: str,
+    findings: list[Finding],
+    not_applicable: str | None,
 ) -> tuple[ET.Element, str]:
     """The testcase and its outcome: failure, error, skipped or passed."""
     case = ET.Element("testcase", classname=f"driftcheck.{role}", name=name, time="0")
@@ -55,9 +61,10 @@ def _testcase(
     for f in findings:
         message = _clean(f"{f.state.value}: {key_label(f)}")
         if f.state.is_drift:
-            ET.SubElement(case, "failure", message=message, type=f.state.value).text = _body(f)
+            failure = ET.SubElement(case, "failure", message=message, type=f.state.value)
+            failure.text = _body(f, since_label(f, report))
         elif f.state is State.INCOMPLETE:
-            ET.SubElement(case, "error", message=message, type=f.state.value).text = _body(f)
+            ET.SubElement(case, "error", message=message, type=f.state.value).text = _body(f, "")
         else:
             out.append(f"{message} ({f.note})" if f.note else message)
     kinds = {child.tag for child in case}
@@ -104,6 +111,7 @@ def _suite(report: DriftReport, role: str) -> ET.Element:
     for collector in list(report.collectors) or [WHOLE]:
         own = [f for f in findings if f.collector == collector and collector != WHOLE]
         case, outcome = _testcase(
+            report,
             role,
             collector_label(collector),
             whole + own,

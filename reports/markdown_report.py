@@ -19,7 +19,19 @@ import re
 from driftcheck.findings import DriftReport, Finding, State
 from driftcheck.printable import printable
 
-from .common import collector_label, key_label, listed_findings, per_host, plural
+from .common import (
+    accepted_by,
+    cause_members,
+    cause_of,
+    causes_line,
+    collector_label,
+    key_label,
+    listed_findings,
+    per_host,
+    plural,
+    since_label,
+    volatile_total,
+)
 
 #: Findings listed at most; the rest are counted ("... and N more").
 MAX_ROWS = 50
@@ -52,18 +64,30 @@ def code(value: str) -> str:
     return f"{fence} {_PIPE.sub(_pipe, value)} {fence}"
 
 
-def _values(finding: Finding) -> str:
+def _values(finding: Finding, report: DriftReport) -> str:
     lines = [f"{text(host)}: {code(shown)}" for host, shown in per_host(finding)]
     if finding.explanation:
         lines.append(f"why: {code(finding.explanation)}")
     if finding.note:
         lines.append(f"note: {code(finding.note)}")
+    since = since_label(finding, report)
+    if since:
+        lines.append(text(since))
+    cause = cause_of(finding, report)
+    if cause:
+        lines.append(f"cause: {code(cause)}")
     return "<br>".join(lines)
 
 
 def render(report: DriftReport) -> str:
     """The report as GitHub-flavoured Markdown (tables; no links, no raw HTML but <br>)."""
-    out = [*_verdict(report), *_uncollected(report), *_findings(report), *_set_aside(report)]
+    out = [
+        *_verdict(report),
+        *_causes(report),
+        *_uncollected(report),
+        *_findings(report),
+        *_set_aside(report),
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -74,7 +98,7 @@ def _verdict(report: DriftReport) -> list[str]:
         f"## driftcheck: {report.verdict}",
         "",
         f"**Verdict: {report.verdict}** (exit status {report.exit_code}): "
-        f"{text(', '.join(report.targets))} compared with {text(report.reference)}, "
+        f"{text(report.subject)}, "
         f"{plural(report.compared_keys, 'key')} compared, "
         f"report generated {text(report.generated_at)}.",
         "",
@@ -84,6 +108,17 @@ def _verdict(report: DriftReport) -> list[str]:
         "",
         f"Hosts collected completely: {complete} of {len(report.hosts)}.",
     ]
+
+
+def _causes(report: DriftReport) -> list[str]:
+    """The cause groups as a list, each with what follows from it."""
+    if not report.causes:
+        return []
+    out = ["", f"### Causes: {causes_line(report)}", ""]
+    for cause in report.causes:
+        out.append(f"- {text(cause.title)} (role {text(cause.role)})")
+        out += [f"  - {code(member)}" for member in cause_members(report, cause)]
+    return out
 
 
 def _uncollected(report: DriftReport) -> list[str]:
@@ -115,7 +150,7 @@ def _findings(report: DriftReport) -> list[str]:
     ]
     out += [
         f"| {text(f.role)} | {text(collector_label(f.collector))} | {code(key_label(f))} "
-        f"| {f.state.value} | {_values(f)} |"
+        f"| {f.state.value} | {_values(f, report)} |"
         for f in listed[:MAX_ROWS]
     ]
     if len(listed) > MAX_ROWS:
@@ -128,9 +163,19 @@ def _set_aside(report: DriftReport) -> list[str]:
     waived, ignored = report.counts[State.WAIVED.value], report.counts[State.IGNORED.value]
     out = [
         "",
-        f"Not drift: {waived} waived, {ignored} ignored by the inventory's rules "
-        "(listed in the JSON and HTML reports).",
+        f"Not drift: {waived} waived, {ignored} ignored by the inventory's rules; "
+        f"{plural(volatile_total(report), 'difference')} in volatile keys skipped.",
     ]
+    accepted = [f for f in report.findings if f.state is State.WAIVED]
+    if accepted:
+        out += ["", "| waived | role | hosts | accepted by |", "|---|---|---|---|"]
+        out += [
+            f"| {code(key_label(f))} | {text(f.role)} | {text(', '.join(f.differing))} "
+            f"| {code(accepted_by(f))} |"
+            for f in accepted[:MAX_ROWS]
+        ]
+        if len(accepted) > MAX_ROWS:
+            out += ["", f"... and {len(accepted) - MAX_ROWS} more waived."]
     if report.stale_waivers:
         out += [
             "",

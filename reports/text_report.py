@@ -20,7 +20,18 @@ from rich.text import Text
 from driftcheck.findings import DriftReport, Finding, State
 from driftcheck.printable import printable
 
-from .common import collector_label, key_label, listed_findings, per_host
+from .common import (
+    accepted_by,
+    cause_members,
+    cause_of,
+    causes_line,
+    collector_label,
+    key_label,
+    listed_findings,
+    per_host,
+    since_label,
+    volatile_total,
+)
 
 #: Findings shown per role and collector; the rest are counted.
 MAX_ROWS = 50
@@ -57,6 +68,7 @@ def render(report: DriftReport, color: bool = False, width: int | None = None) -
         markup=False,
     )
     _print_verdict(console, report)
+    _print_causes(console, report)
     _print_uncollected(console, report)
     _print_findings(console, report)
     _print_set_aside(console, report)
@@ -71,8 +83,8 @@ def _print_verdict(console: Console, report: DriftReport) -> None:
     headline = Text("driftcheck: ")
     headline.append(report.verdict, style=verdict_style)
     headline.append(
-        f" (exit status {report.exit_code}): {', '.join(report.targets)} compared with "
-        f"{report.reference}, {report.compared_keys} keys compared, "
+        f" (exit status {report.exit_code}): {report.subject}, "
+        f"{report.compared_keys} keys compared, "
         f"generated {report.generated_at}"
     )
     console.print(headline)
@@ -83,6 +95,17 @@ def _print_verdict(console: Console, report: DriftReport) -> None:
         n = report.counts[state.value]
         counts.add_row(Text(state.value, style=_STYLE.get(state, "") if n else "dim"), str(n))
     console.print(counts)
+
+
+def _print_causes(console: Console, report: DriftReport) -> None:
+    """The cause groups, each with the findings that follow from it indented."""
+    if not report.causes:
+        return
+    console.print(Text(causes_line(report) + ":"))
+    for cause in report.causes:
+        console.print(_safe(f"  {cause.title} (role {cause.role})"))
+        for member in cause_members(report, cause):
+            console.print(_safe(f"      {member}"))
 
 
 def _print_uncollected(console: Console, report: DriftReport) -> None:
@@ -119,7 +142,9 @@ def _print_findings(console: Console, report: DriftReport) -> None:
         table.add_column("values per host", overflow="fold", ratio=2)
         for f in findings[:MAX_ROWS]:
             table.add_row(
-                Text(f.state.value, style=_STYLE.get(f.state, "")), _safe(key_label(f)), _values(f)
+                Text(f.state.value, style=_STYLE.get(f.state, "")),
+                _safe(key_label(f)),
+                _values(f, since_label(f, report), cause_of(f, report)),
             )
         if len(findings) > MAX_ROWS:
             table.caption = f"... and {len(findings) - MAX_ROWS} more"
@@ -128,10 +153,12 @@ def _print_findings(console: Console, report: DriftReport) -> None:
         console.print(Text("no drift and no unknown data", style="green"))
 
 
-def _values(f: Finding) -> Text:
-    """Each host's value (or why it is unknown), then the explanation and the note."""
+def _values(f: Finding, since: str, cause: str) -> Text:
+    """Each host's value (or why it is unknown), then the explanation, the note,
+    since when and the cause it follows from."""
     values = Text("\n").join(_safe(f"{host}: {shown}") for host, shown in per_host(f))
-    for label, extra in (("why", f.explanation), ("note", f.note)):
+    extras = (("why", f.explanation), ("note", f.note), ("when", since), ("cause", cause))
+    for label, extra in extras:
         if extra:
             values.append("\n")
             values.append_text(_safe(f"{label}: {extra}"))
@@ -139,9 +166,22 @@ def _values(f: Finding) -> Text:
 
 
 def _print_set_aside(console: Console, report: DriftReport) -> None:
-    """What the rules accepted (counted) and the stale waivers (listed)."""
+    """What the rules accepted (the waived findings with who accepted them and until
+    when), the volatile keys skipped, and the stale waivers."""
     waived, ignored = report.counts[State.WAIVED.value], report.counts[State.IGNORED.value]
-    console.print(Text(f"not drift: {waived} waived, {ignored} ignored by the inventory's rules"))
+    console.print(
+        Text(
+            f"not drift: {waived} waived, {ignored} ignored by the inventory's rules; "
+            f"{volatile_total(report)} differences in volatile keys skipped"
+        )
+    )
+    for f in [f for f in report.findings if f.state is State.WAIVED][:MAX_ROWS]:
+        hosts = ", ".join(f.differing)
+        console.print(
+            _safe(f"  waived {key_label(f)} ({f.role}, {f.collector}) on {hosts}: {accepted_by(f)}")
+        )
+    if waived > MAX_ROWS:
+        console.print(Text(f"  ... and {waived - MAX_ROWS} more waived"))
     for w in report.stale_waivers:
         console.print(
             _safe(
