@@ -28,7 +28,6 @@ from driftcheck import service
 from driftcheck.become import sudoers_lines
 from driftcheck.cli_common import (
     EXIT_INCOMPLETE,
-    TREND_RUNS,
     AtOpt,
     DbOpt,
     FormatOpt,
@@ -57,6 +56,7 @@ from driftcheck.printable import printable, printable_json
 from driftcheck.redact import Redactor
 from driftcheck.reports import Format
 from driftcheck.runner import DEFAULT_JOBS
+from driftcheck.service import TREND_RUNS
 from driftcheck.storage import Store
 
 
@@ -362,10 +362,10 @@ def demo(
     say(f"open the report:   {(folder / 'report.html').resolve()}")
     say(f"JSON for machines: {(folder / 'report.json').resolve()}")
     say("the lab hosts are gone, their facts are kept; for example:")
-    say(
-        f"  driftcheck show stg-web1 -c packages -i {folder}/inventory.yaml "
-        f"--db sqlite:///{folder}/driftcheck.db"
-    )
+    where = f"-i {folder}/inventory.yaml --db sqlite:///{folder}/driftcheck.db"
+    say(f"  driftcheck diff prod-web1 stg-web1 {where}")
+    say(f"  driftcheck changes --host stg-web1 {where}")
+    say(f"  driftcheck diff prod-web1 stg-web1 --file /etc/myapp/app.conf {where}")
     if found != expected or rep.incomplete:
         err("the report does not match what was planted: please report this as a bug")
         raise typer.Exit(1)

@@ -27,8 +27,6 @@ from driftcheck.reports import SUFFIXES, Format, render
 from driftcheck.storage import RunInfo, Store
 
 EXIT_USAGE, EXIT_INCOMPLETE = 2, 4
-#: Runs shown in the HTML report's drift-over-time chart.
-TREND_RUNS = 14
 
 app = typer.Typer(
     help="Find where staging no longer mirrors production, with evidence.",

@@ -27,7 +27,7 @@ from driftcheck.model import HostSnapshot
 from driftcheck.output import write_atomically
 from driftcheck.redact import Redactor
 from driftcheck.reports import Format, render
-from driftcheck.service import collect, latest_report
+from driftcheck.service import TREND_RUNS, choose_run, collect, run_report
 from driftcheck.storage import Store
 
 APP_CONF = "/etc/myapp/app.conf"
@@ -125,7 +125,6 @@ def scenario() -> tuple[list[LabHostSpec], list[Planted]]:
                 VERSION_FILE: "2.5.0-rc1\n",
             },
             file_modes={APP_CONF: 0o640, SECRETS_ENV: 0o644},
-            sysctls={"net.core.somaxconn": "1024"},
             packages={"tzdata": tzdata, "hello": hello[0], "less": None},
         ),
     ]
@@ -133,7 +132,7 @@ def scenario() -> tuple[list[LabHostSpec], list[Planted]]:
         Planted("packages", "tzdata", "changed", f"staging runs tzdata {tzdata}"),
         Planted("packages", "hello", "extra", "a package installed only in staging"),
         Planted("packages", "less", "missing", "a package removed from staging"),
-        Planted("sysctl", "net.core.somaxconn", "changed", "tuned by hand in staging"),
+        Planted("sysctl", "net.core.somaxconn", "changed", "tuned by hand in staging after run 1"),
         Planted(
             "sysctl",
             "net.ipv4.tcp_keepalive_time",
@@ -153,6 +152,10 @@ def scenario() -> tuple[list[LabHostSpec], list[Planted]]:
         Planted("apps", "myapp", "changed", "staging runs 2.5.0-rc1"),
     ]
     return specs, planted
+
+
+#: The sysctl changed by hand between the demo's two runs.
+LATE_CHANGE = "net.core.somaxconn=1024"
 
 
 def collect_settings() -> dict[str, object]:
@@ -192,9 +195,14 @@ def run_demo(
         inventory = load_inventory(inventory_path)
         store = Store(f"sqlite:///{(output / 'driftcheck.db').resolve()}")
         redactor = Redactor.from_key_file(output / "hmac.key")
-        say("collecting over SSH (one round trip per host)")
+        say("run 1: collecting over SSH (one round trip per host)")
         collect(inventory, store, redactor, on_host=on_host, collectors=REGISTRY)
-        report = latest_report(inventory, store)
+        # What history is for: a change by hand between two nightly runs.
+        say(f"meanwhile, by hand on stg-web1: sysctl -w {LATE_CHANGE}")
+        lab.exec("stg-web1", ["sysctl", "-q", "-w", LATE_CHANGE])
+        say("run 2: collecting again")
+        collect(inventory, store, redactor, on_host=on_host, collectors=REGISTRY)
+        report = run_report(inventory, store, choose_run(inventory, store), trend=TREND_RUNS)
         store.close()
     write_atomically(output / "report.html", render(report, Format.HTML))
     write_atomically(output / "report.json", render(report, Format.JSON))

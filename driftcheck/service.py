@@ -24,6 +24,9 @@ from driftcheck.storage import PruneResult, RunInfo, Store
 from driftcheck.timeline import FactChange, host_changes, pick_run
 from driftcheck.when import parse_iso
 
+#: Runs shown in the HTML report's drift-over-time chart.
+TREND_RUNS = 14
+
 
 def inventory_key(inventory: Inventory) -> str:
     """How runs remember their inventory: its absolute path."""

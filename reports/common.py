@@ -101,8 +101,8 @@ def _when(text: str | None) -> datetime | None:
 
 
 def age_words(finding: Finding, report: DriftReport) -> str:
-    """How long the drift has held, in words: "new in this run", "for 12 days (9
-    runs)"; "" when history says nothing (an incomplete finding, no history)."""
+    """How long the drift has held, in words: "new in this run", "for 12 days, 9
+    runs"; "" when history says nothing (an incomplete finding, no history)."""
     if not finding.since or finding.runs_held < 1:
         return ""
     if finding.runs_held == 1:
@@ -114,8 +114,8 @@ def age_words(finding: Finding, report: DriftReport) -> str:
     seconds = (now - start).total_seconds()
     for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
         if seconds >= size:
-            return f"for {plural(int(seconds // size), unit)} ({runs})"
-    return f"for under a minute ({runs})"
+            return f"for {plural(int(seconds // size), unit)}, {runs}"
+    return f"for under a minute, {runs}"
 
 
 def since_label(finding: Finding, report: DriftReport) -> str:

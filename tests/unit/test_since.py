@@ -175,9 +175,9 @@ def test_new_in_this_run_and_age_in_words() -> None:
     )
     cases = [
         (("2026-11-13T02:00:05+00:00", 1), "new in this run"),
-        (("2026-11-01T02:00:00+00:00", 9), "for 12 days (9 runs)"),
-        (("2026-11-12T20:00:00+00:00", 2), "for 6 hours (2 runs)"),
-        (("2026-11-12T02:00:00+00:00", 2), "for 1 day (2 runs)"),
+        (("2026-11-01T02:00:00+00:00", 9), "for 12 days, 9 runs"),
+        (("2026-11-12T20:00:00+00:00", 2), "for 6 hours, 2 runs"),
+        (("2026-11-12T02:00:00+00:00", 2), "for 1 day, 2 runs"),
     ]
     for (since, runs), words in cases:
         finding = replace(base, since=since, runs_held=runs)
