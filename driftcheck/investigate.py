@@ -44,6 +44,7 @@ from driftcheck.inventory import Inventory
 from driftcheck.model import Host, HostSnapshot
 from driftcheck.printable import printable, printable_json
 from driftcheck.reports import Format
+from driftcheck.reports.json_report import waiver_json
 from driftcheck.storage import RunInfo, Store
 from driftcheck.when import point
 
@@ -316,17 +317,11 @@ def waivers(
 
 
 def _waiver_json(w: service.WaiverStatus) -> dict[str, Any]:
-    r = w.waiver
     return {
         "state": w.state,
         "stale": w.stale if w.covers is not None else None,
         "covers": w.covers,
-        "key": r.key,
-        "collector": r.collector,
-        "owner": r.owner,
-        "reason": r.reason,
-        "expires": r.expires.isoformat(),
-        "line": r.line,
+        **waiver_json(w.waiver),
     }
 
 

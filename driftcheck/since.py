@@ -98,7 +98,8 @@ def since_when(
 ) -> DriftReport:
     """The report with each finding's ``since`` and ``runs_held``: for the differing
     host whose drift is oldest (see the module docstring). Incomplete findings have
-    none: what was not read has no age.
+    none (what was not read has no age), nor renamed ones (their target value is
+    made of two facts).
 
     Consecutive runs that stored the same facts blob cost one decompression (content
     addressing makes "unchanged" a hash lookup), so long quiet histories cost little.
@@ -110,6 +111,8 @@ def since_when(
         if (
             finding.state is State.INCOMPLETE
             or finding.key == WHOLE  # a whole section or host: no one value to follow
+            # a rename's target value ("libssl3t64 3.5.9") is no fact to look up
+            or State.RENAMED in (finding.state, finding.underlying)
             or not hosts
             or finding.collector not in _sections(snapshots, hosts)
         ):

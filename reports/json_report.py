@@ -12,7 +12,8 @@ from .common import age_words
 SCHEMA = "driftcheck-report/1"
 
 
-def _waiver(w: WaiverRecord) -> dict[str, Any]:
+def waiver_json(w: WaiverRecord) -> dict[str, Any]:
+    """A waiver as the JSON report (and ``driftcheck waivers -f json``) writes it."""
     return {
         "key": w.key,
         "collector": w.collector,
@@ -50,7 +51,7 @@ def _finding(f: Finding, report: DriftReport) -> dict[str, Any]:
             else {}
         ),
         **({"underlying_state": f.underlying.value} if f.underlying else {}),
-        **({"waiver": _waiver(f.waiver)} if f.waiver else {}),
+        **({"waiver": waiver_json(f.waiver)} if f.waiver else {}),
         **({"cause": f.cause} if f.cause else {}),
         **({"mapped_values": f.mapped_values} if f.mapped_values is not None else {}),
     }
@@ -108,7 +109,7 @@ def as_dict(report: DriftReport) -> dict[str, Any]:
             for h in report.hosts
         ],
         "findings": [_finding(f, report) for f in report.findings],
-        "stale_waivers": [_waiver(w) for w in report.stale_waivers],
+        "stale_waivers": [waiver_json(w) for w in report.stale_waivers],
     }
 
 

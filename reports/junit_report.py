@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 
 from driftcheck.findings import WHOLE, DriftReport, Finding, State
 
-from .common import collector_label, key_label, per_host, roles, since_label
+from .common import cause_of, collector_label, key_label, per_host, roles, since_label
 
 #: XML 1.0 cannot carry these characters at all, escaped or not.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -35,7 +35,7 @@ def _clean(value: str) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
-def _body(finding: Finding, since: str) -> str:
+def _body(finding: Finding, since: str = "", cause: str = "") -> str:
     lines = [f"{host}: {shown}" for host, shown in per_host(finding)]
     if finding.reference_hosts and finding.state is not State.INCOMPLETE:
         lines.append(f"reference: {', '.join(finding.reference_hosts)}")
@@ -45,6 +45,8 @@ def _body(finding: Finding, since: str) -> str:
         lines.append(f"note: {finding.note}")
     if since:
         lines.append(since)
+    if cause:
+        lines.append(f"cause: {cause}")
     return _clean("\n".join(lines))
 
 
@@ -62,9 +64,9 @@ def _testcase(
         message = _clean(f"{f.state.value}: {key_label(f)}")
         if f.state.is_drift:
             failure = ET.SubElement(case, "failure", message=message, type=f.state.value)
-            failure.text = _body(f, since_label(f, report))
+            failure.text = _body(f, since_label(f, report), cause_of(f, report))
         elif f.state is State.INCOMPLETE:
-            ET.SubElement(case, "error", message=message, type=f.state.value).text = _body(f, "")
+            ET.SubElement(case, "error", message=message, type=f.state.value).text = _body(f)
         else:
             out.append(f"{message} ({f.note})" if f.note else message)
     kinds = {child.tag for child in case}

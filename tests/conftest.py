@@ -12,8 +12,13 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+
+from driftcheck.storage import Store
+from tests.support.postgres import postgres_server
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -44,3 +49,27 @@ def busybox_bin() -> Iterator[str]:
         for name in applets.stdout.split():
             os.symlink(busybox, os.path.join(folder, name))
         yield folder
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL server, started once for the tests that need one."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same behaviour on both supported databases (a fresh database each test)."""
+    if request.param == "sqlite":
+        yield Store(f"sqlite:///{tmp_path / 'dc.db'}")
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"t{tmp_path.name.replace('-', '_').lower()}"[:60]
+    with engine.connect() as con:
+        con.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    s = Store(url.replace("/postgres?", f"/{name}?"))
+    yield s
+    s.close()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from driftcheck.collectors import BY_NAME
 from driftcheck.findings import DriftReport
 from driftcheck.inventory import parse_inventory
-from driftcheck.model import HostStatus, SectionResult, SectionStatus
+from driftcheck.model import HostSnapshot, HostStatus, SectionResult, SectionStatus
 from driftcheck.pipeline import build_report
+from driftcheck.since import HistoryEntry
 from tests.support.helpers import snapshot
 
 SCRIPT = "<script>alert(1)</script>"
@@ -50,7 +52,14 @@ def hostile() -> DriftReport:
         SCRIPT: "1",
         "libssl3": "3.0.20",
     }
-    prod_sysctl = {"kernel.printk": "4 4 1 7", "vm.swappiness": "10"}
+    prod_sysctl = {
+        "kernel.printk": "4 4 1 7",
+        "vm.swappiness": "10",
+        "net.ipv4.ip_forward": "0",
+        "net.ipv4.conf.all.forwarding": "0",
+    }
+    # ip_forward and what the kernel sets with it: one cause group.
+    forwarding = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.forwarding": "1"}
     snaps = {
         "prod1": snapshot(
             "prod1",
@@ -83,7 +92,7 @@ def hostile() -> DriftReport:
                 "package_relations": {
                     "libssl3t64": {"provides": ["libssl3"], "replaces": ["libssl3"]}
                 },
-                "sysctl": {**prod_sysctl, "kernel.printk": "7 4 1 7"},
+                "sysctl": {**prod_sysctl, "kernel.printk": "7 4 1 7", **forwarding},
                 "apps": SectionResult(
                     "apps", SectionStatus.ERROR, error=f"exit status 3: {SCRIPT} {PIPES}"
                 ),
@@ -112,4 +121,25 @@ def hostile() -> DriftReport:
         "2026-02-03T04:05:06+00:00",
         run_started_at="2026-02-03T04:00:00+00:00",
         today=date(2026, 2, 3),
+        history=_LastNight(snaps),
     )
+
+
+class _LastNight:
+    """One earlier run, a day before, in which every host had the same facts but
+    stg1's openssl (so its drift is new in this run and the rest a day old)."""
+
+    def __init__(self, snaps: dict[str, HostSnapshot]) -> None:
+        self.snaps = snaps
+
+    def section_history(self, host: str, collector: str) -> list[HistoryEntry]:
+        if collector not in self.snaps[host].sections:
+            return []
+        return [HistoryEntry(1, "2026-02-02T04:00:10+00:00", f"{host}/{collector}")]
+
+    def facts_of(self, digest: str) -> dict[str, Any] | None:
+        host, collector = digest.split("/")
+        facts = dict(self.snaps[host].sections[collector].facts)
+        if (host, collector) == ("stg1", "packages"):
+            facts["openssl"] = "3.0.1"
+        return facts

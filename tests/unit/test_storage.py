@@ -4,44 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from driftcheck.errors import DriftcheckError
 from driftcheck.model import HostStatus, SectionResult, SectionStatus
 from driftcheck.storage import CONNECT_TIMEOUT, DAMAGED, Store, engine_options
 from tests.support.helpers import snapshot
-from tests.support.postgres import postgres_server
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 def store_at(tmp_path: Path) -> Store:
     return Store(f"sqlite:///{tmp_path / 'dc.db'}")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The same behaviour on both supported databases (a fresh database each test)."""
-    if request.param == "sqlite":
-        yield store_at(tmp_path)
-        return
-    url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"t{tmp_path.name.replace('-', '_').lower()}"[:60]
-    with engine.connect() as con:
-        con.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    s = Store(url.replace("/postgres?", f"/{name}?"))
-    yield s
-    s.close()
 
 
 def test_round_trip(store: Store) -> None:

@@ -3,12 +3,11 @@ host from run to run, and pruning old runs (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from driftcheck.collectors import BY_NAME
 from driftcheck.errors import DriftcheckError
@@ -25,7 +24,6 @@ from driftcheck.service import (
 from driftcheck.storage import Blob, Run, Store
 from driftcheck.when import point
 from tests.support.helpers import snapshot
-from tests.support.postgres import postgres_server
 
 INV = """\
 defaults: {transport: local}
@@ -40,28 +38,6 @@ rules:
 """
 SYSCTL = [BY_NAME["sysctl"]]
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        yield Store(f"sqlite:///{tmp_path / 'dc.db'}")
-        return
-    url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"t{tmp_path.name.replace('-', '_').lower()}"[:60]
-    with engine.connect() as con:
-        con.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    s = Store(url.replace("/postgres?", f"/{name}?"))
-    yield s
-    s.close()
 
 
 def inv_at(tmp_path: Path) -> Inventory:
