@@ -181,14 +181,20 @@ class DriftReport:
         return sorted(group, key=lambda f: (f.collector, f.key) != (cause.collector, cause.key))
 
     @property
-    def subject(self) -> str:
-        """What was compared with what, in words: "staging compared with production",
-        "stg-web1 (staging) compared with prod-web2 (production)"."""
+    def sides(self) -> tuple[str, str]:
+        """(what was compared, what with), in words: ("staging", "production"), or
+        ("stg-web1 (staging)", "prod-web2 (production)") for two hosts."""
         if self.pair is not None:
             env = {h.name: h.environment for h in self.hosts}
             ref, tgt = (f"{h} ({env[h]})" if h in env else h for h in self.pair)
-            return f"{tgt} compared with {ref}"
-        return f"{', '.join(self.targets)} compared with {self.reference}"
+            return tgt, ref
+        return ", ".join(self.targets), self.reference
+
+    @property
+    def subject(self) -> str:
+        """What was compared with what: "staging compared with production"."""
+        target, reference = self.sides
+        return f"{target} compared with {reference}"
 
     def role_hosts(self, role: str) -> tuple[list[str], list[str]]:
         """(reference hosts, every compared host, references first) of ``role``."""

@@ -181,17 +181,21 @@ def _collected(report: DriftReport) -> list[dict[str, Any]]:
 def _headline(report: DriftReport) -> list[str]:
     """The verdict in plain words, one sentence per fact a manager needs."""
     drift = [f for f in report.findings if f.state.is_drift]
+    target, reference = report.sides
     out: list[str] = []
     if drift:
         by_state = {s.value: 0 for s in State if s.is_drift}
         for f in drift:
             by_state[f.state.value] += 1
         parts = ", ".join(f"{n} {s}" for s, n in by_state.items() if n)
-        out.append(f"{report.subject}: {plural(len(drift), 'difference')} to fix ({parts}).")
+        out.append(
+            f"{target} does not mirror {reference}: "
+            f"{plural(len(drift), 'difference')} to fix ({parts})."
+        )
     else:
         out.append(
-            f"No drift found: {report.subject}, "
-            f"{plural(report.compared_keys, 'compared key')} the same."
+            f"No drift found: {target} mirrors {reference} in "
+            f"{plural(report.compared_keys, 'compared key')}."
         )
     bad_hosts = report.uncollected
     unknown = report.counts[State.INCOMPLETE.value]
