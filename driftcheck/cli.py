@@ -447,9 +447,9 @@ def list_collectors() -> None:
             typer.echo(f"{'':<14} volatile, never drift: {', '.join(c.volatile)}")
 
 
-# The investigation and history commands live in their own module; importing it
-# registers them on ``app`` (it imports this module's options and helpers).
-from driftcheck import investigate  # noqa: E402, F401
+# The investigation, history and sign-off commands live in their own modules;
+# importing them registers them on ``app`` (they import cli_common's options).
+from driftcheck import investigate, signoff_cli  # noqa: E402, F401
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ from driftcheck.model import (
     AppSource,
     CollectSettings,
     Host,
+    SignoffGroup,
+    SignoffPolicy,
 )
 from driftcheck.rules import KnownNames, Rules, RulesModel, compile_rules
 
@@ -128,6 +130,23 @@ class CollectModel(_Strict):
     dir_max_files: Annotated[int, Field(ge=1)] = DEFAULT_DIR_MAX_FILES
 
 
+class SignoffGroupModel(_Strict):
+    """One group of the sign-off policy."""
+
+    members: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    required: Annotated[int, Field(ge=1)] = 1
+
+
+class SignoffModel(_Strict):
+    """The ``signoff:`` section: the groups that must approve a release."""
+
+    groups: Annotated[
+        dict[Annotated[str, Field(pattern=_NAME)], SignoffGroupModel], Field(min_length=1)
+    ]
+    allow_waivers: bool = True
+    valid_days: Annotated[int, Field(ge=1, le=3650)] = 7
+
+
 class InventoryModel(_Strict):
     """The whole inventory file."""
 
@@ -137,6 +156,7 @@ class InventoryModel(_Strict):
     compare: CompareModel
     collect: CollectModel = CollectModel()
     rules: RulesModel = RulesModel()
+    signoff: SignoffModel | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,10 @@ class Inventory:
     rules: Rules = field(default_factory=Rules)
     #: one line each: settings found but not followed (ssh_config, Ansible)
     warnings: tuple[str, ...] = ()
+    #: who must sign off a release (``signoff:``), if anyone
+    signoff: SignoffPolicy | None = None
+    #: the rules as written (plain data): what a sign-off's rules digest covers
+    rules_document: Any = None
 
     def host(self, name: str) -> Host:
         """Return the host called ``name`` or raise a user-facing error."""
@@ -377,7 +401,26 @@ def _resolve(model: InventoryModel, root: yaml.Node, path: Path) -> Inventory:
         include,
         rules,
         tuple(dict.fromkeys([*warnings, *resolver.warnings])),
+        _signoff(model.signoff, root, path),
+        model.rules.model_dump(mode="json"),
     )
+
+
+def _signoff(model: SignoffModel | None, root: yaml.Node, path: Path) -> SignoffPolicy | None:
+    """The sign-off policy; a group that requires more signatures than it has members
+    can never be satisfied, so it is an error with its line."""
+    if model is None:
+        return None
+    groups = []
+    for name, group in model.groups.items():
+        if group.required > len(group.members):
+            raise InventoryError(
+                f"{path}:{_line(root, 'signoff', 'groups', name)}: signoff group {name!r} "
+                f"requires {group.required} signatures but has {len(group.members)} members; "
+                "lower 'required' or add members"
+            )
+        groups.append(SignoffGroup(name, tuple(group.members), group.required))
+    return SignoffPolicy(tuple(groups), model.allow_waivers, model.valid_days)
 
 
 def _check_compare(

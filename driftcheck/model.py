@@ -190,3 +190,27 @@ class HostSnapshot:
     duration: float = 0.0
     error: str = ""
     sections: dict[str, SectionResult] = field(default_factory=dict)
+
+
+# -- the sign-off policy -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignoffGroup:
+    """A group that must approve a release: its members' principals (as in an
+    OpenSSH allowed_signers file) and how many of them must sign."""
+
+    name: str
+    members: tuple[str, ...]
+    required: int
+
+
+@dataclass(frozen=True)
+class SignoffPolicy:
+    """Who must sign off a parity statement, and on what terms (``signoff:``)."""
+
+    groups: tuple[SignoffGroup, ...]
+    #: whether a "passed-with-waivers" statement may be approved
+    allow_waivers: bool = True
+    #: days an approval stays valid after it was made
+    valid_days: int = 7
