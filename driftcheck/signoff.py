@@ -29,6 +29,7 @@ from driftcheck.errors import DriftcheckError
 from driftcheck.findings import DriftReport, State
 from driftcheck.inventory import Inventory
 from driftcheck.model import HostSnapshot, SignoffPolicy
+from driftcheck.reports.json_report import waiver_json
 from driftcheck.storage import canonical_json
 from driftcheck.when import parse_iso
 
@@ -105,30 +106,6 @@ def statement(
     now: str,
 ) -> dict[str, Any]:
     """The in-toto Statement for ``report`` (see the module docstring)."""
-    include = dict(inventory.include_volatile)
-    compared = {
-        h.name for h in report.hosts if h.environment in (report.reference, *report.targets)
-    }
-    subjects = [
-        {
-            "name": f"host/{name}",
-            "digest": {"sha256": snapshot_digest(snapshots[name], collectors, include)},
-        }
-        for name in sorted(compared)
-        if name in snapshots
-    ]
-    subjects.append({"name": RULES_SUBJECT, "digest": {"sha256": rules_digest(inventory)}})
-    waivers = [
-        {
-            "key": w.key,
-            "collector": w.collector,
-            "owner": w.owner,
-            "reason": w.reason,
-            "expires": w.expires.isoformat(),
-            "findings": n,
-        }
-        for w, n in _active_waivers(report).items()
-    ]
     predicate = {
         "release": release,
         "reference": report.reference,
@@ -136,15 +113,8 @@ def statement(
         "result": result_of(report),
         "counts": report.counts,
         "compared_keys": report.compared_keys,
-        "incomplete_hosts": [{"host": h.name, "reason": h.error} for h in report.uncollected]
-        + [
-            {"host": h, "reason": why}
-            for f in report.findings
-            if f.state is State.INCOMPLETE
-            for h, why in f.reasons.items()
-            if h not in {u.name for u in report.uncollected}
-        ],
-        "waivers": waivers,
+        "incomplete_hosts": _incomplete_hosts(report),
+        "waivers": [{**waiver_json(w), "findings": n} for w, n in _active_waivers(report).items()],
         "run": dict(run),
         "inventory": report.inventory,
         "policy": _policy(inventory.signoff),
@@ -153,10 +123,42 @@ def statement(
     }
     return {
         "_type": STATEMENT_TYPE,
-        "subject": subjects,
+        "subject": _subjects(inventory, report, snapshots, collectors),
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     }
+
+
+def _subjects(
+    inventory: Inventory,
+    report: DriftReport,
+    snapshots: Mapping[str, HostSnapshot],
+    collectors: Sequence[Collector],
+) -> list[dict[str, Any]]:
+    """A subject per compared host snapshot, by name, then the rules'."""
+    include = dict(inventory.include_volatile)
+    envs = (report.reference, *report.targets)
+    names = sorted(h.name for h in report.hosts if h.environment in envs and h.name in snapshots)
+    subjects = [
+        {
+            "name": f"host/{name}",
+            "digest": {"sha256": snapshot_digest(snapshots[name], collectors, include)},
+        }
+        for name in names
+    ]
+    subjects.append({"name": RULES_SUBJECT, "digest": {"sha256": rules_digest(inventory)}})
+    return subjects
+
+
+def _incomplete_hosts(report: DriftReport) -> list[dict[str, str]]:
+    """Each host whose data is not all known, with why: not collected completely, or
+    a section or key of it unknown."""
+    out = [{"host": h.name, "reason": h.error} for h in report.uncollected]
+    seen = {h.name for h in report.uncollected}
+    for f in report.findings:
+        if f.state is State.INCOMPLETE:
+            out += [{"host": h, "reason": why} for h, why in f.reasons.items() if h not in seen]
+    return out
 
 
 def _active_waivers(report: DriftReport) -> dict[Any, int]:
