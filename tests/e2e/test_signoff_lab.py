@@ -164,6 +164,9 @@ def test_two_groups_required_one_signed_then_both(setup: Setup) -> None:
     report = setup.run("signoff-report", str(bundle), "--allowed-signers", str(setup.allowed))
     assert "sign-off complete under the policy" in report.stdout
     assert "alice@example.com" in report.stdout and "` ops ok `" in report.stdout
+    page = setup.run("signoff-report", str(bundle), "-f", "html")
+    assert page.returncode == 0 and "<td>alice@example.com</td>" in page.stdout
+    assert "Signatures not verified here" in page.stdout  # no --allowed-signers given
 
 
 def test_a_key_not_in_allowed_signers_is_rejected(setup: Setup) -> None:
