@@ -106,9 +106,11 @@ def approve(
         raise DriftcheckError(
             f"--key {key}: the key has no comment; say who you are with --as NAME"
         )
+    digest = signoff.statement_digest(bundle)
     for existing in bundle["approvals"]:
         signed = existing.get("signed") if isinstance(existing, dict) else None
-        if isinstance(signed, str) and f'"principal":{json.dumps(principal)}' in signed:
+        earlier = signoff.parse_approval(signed, digest) if isinstance(signed, str) else None
+        if isinstance(earlier, signoff.Approval) and earlier.principal == principal:
             raise DriftcheckError(f"{file}: {principal} has approved it already")
     doc = signoff.approval_document(bundle, principal, fingerprint, now_iso(), comment, override)
     bundle["approvals"].append({"signed": doc, "signature": sshsig.sign(key, doc.encode())})

@@ -127,6 +127,8 @@ def test_the_statement_is_an_in_toto_statement(setup: Setup) -> None:
 def test_two_groups_required_one_signed_then_both(setup: Setup) -> None:
     bundle = attest(setup, "two.json")
     assert approve(setup, bundle, "alice", "--comment", "ops ok").returncode == 0
+    again = approve(setup, bundle, "alice")
+    assert again.returncode == 2 and "alice@example.com has approved it already" in again.stderr
     one = verify(setup, bundle)
     assert one.returncode == 4, one.stdout + one.stderr
     assert "policy: group dev: 0 of 1 required approvals (nobody)" in one.stdout
