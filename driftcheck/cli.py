@@ -438,6 +438,7 @@ def lab_list() -> None:
 
 
 @app.command("collectors")
+@friendly
 def list_collectors() -> None:
     """List every collector and what it reads."""
     for c in REGISTRY:

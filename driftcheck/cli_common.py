@@ -27,6 +27,8 @@ from driftcheck.reports import SUFFIXES, Format, render
 from driftcheck.storage import RunInfo, Store
 
 EXIT_USAGE, EXIT_INCOMPLETE = 2, 4
+#: stdout's reader went away (as 128 + SIGPIPE, what a shell shows for such a tool)
+EXIT_PIPE = 141
 
 app = typer.Typer(
     help="Find where staging no longer mirrors production, with evidence.",
@@ -110,6 +112,8 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             err("interrupted; nothing was marked as a finished run")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            raise typer.Exit(_reader_gone()) from None
         except (typer.Exit, SystemExit):
             raise
         except Exception as exc:
@@ -123,6 +127,16 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(EXIT_USAGE) from None
 
     return wrapper
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``| head -1``): say nothing, and exit as a
+    tool killed by SIGPIPE shows in the shell (141), never 1 (drift) or 2 (error).
+    stdout is pointed at /dev/null so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
 
 
 #: Where one report goes: a format and a file, or None for stdout.

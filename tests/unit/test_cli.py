@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -267,3 +270,21 @@ def test_control_characters_from_hosts_never_reach_the_terminal(env: Path) -> No
     assert "|x\\x1b[2J" in raw
     facts = json.loads(invoke("show", "here-stg", "-i", inv, "-f", "json")[1])
     assert facts["sections"]["apps"]["facts"]["shout"] == "x\x1b[2J\x1b]0;pwned\x07\x9by"
+
+
+@pytest.mark.parametrize(
+    "args", [("collectors",), ("hosts", "--brief", "-i"), ("show", "here-prod", "-i")]
+)
+def test_a_reader_that_goes_away_is_141_and_silent(env: Path, args: tuple[str, ...]) -> None:
+    """`driftcheck show HOST | head -1`: the reader is gone before the first write."""
+    assert invoke("collect", "-i", str(env / "inv.yaml"))[0] == 0
+    argv = [sys.executable, "-m", "driftcheck", *args]
+    if argv[-1] == "-i":
+        argv.append(str(env / "inv.yaml"))
+    read, write = os.pipe()
+    os.close(read)  # nobody will read: the first write gets EPIPE
+    proc = subprocess.run(
+        argv, stdout=write, stderr=subprocess.PIPE, text=True, check=False, timeout=60
+    )
+    os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")
