@@ -29,6 +29,8 @@ from driftcheck.become import sudoers_lines
 from driftcheck.cli_common import (
     EXIT_INCOMPLETE,
     AtOpt,
+    Color,
+    ColorOpt,
     DbOpt,
     FormatOpt,
     InventoryOpt,
@@ -115,6 +117,7 @@ def _report_and_exit(
     store: Store,
     targets: list[Target],
     quiet: bool,
+    color: Color,
     run_id: int | None = None,
     at: str | None = None,
 ) -> None:
@@ -123,7 +126,7 @@ def _report_and_exit(
     trend = TREND_RUNS if any(fmt is Format.HTML for fmt, _ in targets) else 0
     chosen = service.choose_run(inv, store, run_id, at)
     rep = service.run_report(inv, store, chosen, trend=trend)
-    emit_report(rep, targets, quiet)
+    emit_report(rep, targets, quiet, color)
 
 
 @app.command()
@@ -154,12 +157,13 @@ def report(
     quiet: QuietOpt = False,
     run: RunOpt = None,
     at: AtOpt = None,
+    color: ColorOpt = Color.AUTO,
 ) -> None:
     """Compare the latest collection (or an earlier one) and write a report; exit
     status says what it found."""
     targets = targets_for(fmt, output)
     inv, store = open_inventory(inventory, db)
-    _report_and_exit(inv, store, targets, quiet, run, at)
+    _report_and_exit(inv, store, targets, quiet, color, run, at)
 
 
 @app.command()
@@ -171,13 +175,14 @@ def check(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
+    color: ColorOpt = Color.AUTO,
 ) -> None:
     """Collect, then report: the command for cron and CI parity gates."""
     targets = targets_for(fmt, output)  # a usage error before minutes of collection
     inv, store = open_inventory(inventory, db)
     with _collecting(len(inv.hosts), quiet) as on_host:
         service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=on_host)
-    _report_and_exit(inv, store, targets, quiet)
+    _report_and_exit(inv, store, targets, quiet, color)
 
 
 @app.command()

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
+from driftcheck import __version__
 from driftcheck.collectors import BY_NAME
 from driftcheck.errors import DriftcheckError
 from driftcheck.findings import DriftReport
@@ -36,6 +38,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"driftcheck {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Find where staging no longer mirrors production, with evidence."""
+
 
 InventoryOpt = Annotated[
     Path, typer.Option("--inventory", "-i", help="Inventory YAML.", show_default=True)
@@ -196,16 +217,42 @@ def targets_for(
     return targets
 
 
-def emit(report: DriftReport, targets: list[Target]) -> None:
+class Color(StrEnum):
+    """When the text report is coloured."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+ColorOpt = Annotated[
+    Color,
+    typer.Option(
+        "--color",
+        help="Colour the text report on stdout: auto (a terminal, unless NO_COLOR is set), "
+        "always (e.g. for less -R), never.",
+    ),
+]
+
+
+def use_color(choice: Color) -> bool:
+    """Whether stdout gets colour: --color wins; auto means a terminal and no NO_COLOR
+    (https://no-color.org: any non-empty value)."""
+    if choice is not Color.AUTO:
+        return choice is Color.ALWAYS
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def emit(report: DriftReport, targets: list[Target], quiet: bool, color: Color) -> None:
+    """Render every report, then write them; with ``quiet`` a clean report goes to
+    its files but not to stdout (cron mails what is printed)."""
     # Render everything first: a renderer bug then leaves no report half-written.
-    texts = [
-        render(report, fmt, color=path is None and sys.stdout.isatty()) for fmt, path in targets
-    ]
+    texts = [render(report, fmt, color=path is None and use_color(color)) for fmt, path in targets]
     for (_, path), text in zip(targets, texts, strict=True):
-        if path is None:
-            sys.stdout.write(text)
-        else:
+        if path is not None:
             write_atomically(path, text)
+        elif not (quiet and report.exit_code == 0):
+            sys.stdout.write(text)
 
 
 def summary(report: DriftReport, outputs: list[Path], quiet: bool) -> None:
@@ -250,8 +297,10 @@ def snapshot_in(store: Store, run: RunInfo, host: str, raw: bool = False) -> Hos
     return snap
 
 
-def emit_report(rep: DriftReport, targets: list[Target], quiet: bool) -> None:
+def emit_report(
+    rep: DriftReport, targets: list[Target], quiet: bool, color: Color = Color.AUTO
+) -> None:
     """Write every requested report and the summary; exit with the report's status."""
-    emit(rep, targets)
+    emit(rep, targets, quiet, color)
     summary(rep, [p for _, p in targets if p is not None], quiet)
     raise typer.Exit(rep.exit_code)

@@ -20,6 +20,8 @@ from driftcheck import service
 from driftcheck.cli_common import (
     EXIT_INCOMPLETE,
     AtOpt,
+    Color,
+    ColorOpt,
     DbOpt,
     FormatOpt,
     InventoryOpt,
@@ -89,6 +91,7 @@ def diff(
     quiet: QuietOpt = False,
     run: RunOpt = None,
     at: AtOpt = None,
+    color: ColorOpt = Color.AUTO,
 ) -> None:
     """Compare two hosts of any environments, HOST_A as the reference: volatile keys
     skipped, the inventory's rules applied, exit status as for 'report' (default
@@ -106,7 +109,7 @@ def diff(
         raise typer.Exit(_file_diff(store, chosen, (host_a, host_b), file))
     collectors = [BY_NAME[n] for n in collector] if collector else list(REGISTRY)
     rep = service.run_report(inv, store, chosen, collectors, pair=(host_a, host_b), keys=key)
-    emit_report(rep, targets, quiet)
+    emit_report(rep, targets, quiet, color)
 
 
 def _text_of(store: Store, run: RunInfo, host: str, path: str) -> tuple[str | None, str]:

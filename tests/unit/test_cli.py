@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import sqlite3
 import subprocess
 import sys
@@ -288,3 +289,56 @@ def test_a_reader_that_goes_away_is_141_and_silent(env: Path, args: tuple[str, .
     )
     os.close(write)
     assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_quiet_and_clean_prints_no_report_on_stdout(env: Path) -> None:
+    code, out, err = invoke("check", "-q", "-i", str(env / "inv.yaml"))
+    assert (code, out, err) == (0, "", "")
+
+
+def test_version() -> None:
+    from driftcheck import __version__  # noqa: PLC0415
+
+    assert invoke("--version")[:2] == (0, f"driftcheck {__version__}\n")
+
+
+def on_a_terminal(argv: list[str], env: dict[str, str]) -> str:
+    """What ``argv`` prints with its stdout on a pseudo-terminal."""
+    main, sub = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=sub, stderr=subprocess.DEVNULL, env=env)
+    os.close(sub)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal's other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(main)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_colour_follows_the_terminal_no_color_and_the_flag(env: Path) -> None:
+    # The verdict is coloured even when clean: any escape sequence tells.
+    assert invoke("collect", "-i", str(env / "inv.yaml"))[0] == 0
+    report = [
+        sys.executable,
+        "-m",
+        "driftcheck",
+        "report",
+        "-f",
+        "text",
+        "-i",
+        str(env / "inv.yaml"),
+    ]
+    base = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    assert "\x1b[" in on_a_terminal(report, base)
+    assert "\x1b[" not in on_a_terminal(report, {**base, "NO_COLOR": "1"})
+    assert "\x1b[" in on_a_terminal([*report, "--color", "always"], {**base, "NO_COLOR": "1"})
+    assert "\x1b[" not in on_a_terminal([*report, "--color", "never"], base)
+    # Not a terminal (| less -R): colour only when asked for.
+    assert "\x1b[" not in invoke(*report[3:])[1]
+    assert "\x1b[" in invoke(*report[3:], "--color", "always")[1]
