@@ -59,7 +59,7 @@ from driftcheck.redact import Redactor
 from driftcheck.reports import Format
 from driftcheck.runner import DEFAULT_JOBS
 from driftcheck.service import TREND_RUNS
-from driftcheck.storage import Store
+from driftcheck.storage import NoDatabaseError, Store
 
 
 def _progress(quiet: bool) -> Callable[[HostSnapshot], None]:
@@ -138,7 +138,7 @@ def collect(
     quiet: QuietOpt = False,
 ) -> None:
     """Collect facts from every host into the database (one SSH round trip per host)."""
-    inv, store = open_inventory(inventory, db)
+    inv, store = open_inventory(inventory, db, create=True)
     with _collecting(len(inv.hosts), quiet) as on_host:
         _, snaps = service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=on_host)
     bad = [s for s in snaps if s.status is not HostStatus.OK]
@@ -179,7 +179,7 @@ def check(
 ) -> None:
     """Collect, then report: the command for cron and CI parity gates."""
     targets = targets_for(fmt, output)  # a usage error before minutes of collection
-    inv, store = open_inventory(inventory, db)
+    inv, store = open_inventory(inventory, db, create=True)
     with _collecting(len(inv.hosts), quiet) as on_host:
         service.collect(inv, store, Redactor.from_key_file(), jobs, on_host=on_host)
     _report_and_exit(inv, store, targets, quiet, color)
@@ -196,9 +196,16 @@ def hosts(
 ) -> None:
     """List the hosts, how each is reached and where every setting came from, with the
     status of its last collection."""
-    inv, store = open_inventory(inventory, db)
+    inv = load(inventory)
+    try:
+        store: Store | None = Store(db, create=False)
+    except NoDatabaseError as exc:
+        # The settings are worth seeing before the first collection; say why no
+        # status is shown instead of answering from a new, empty database.
+        err(f"warning: {exc}")
+        store = None
     for h in inv.hosts:
-        snap = store.latest_snapshot(h.name)
+        snap = store.latest_snapshot(h.name) if store is not None else None
         status = f"{snap.status.value} at {snap.collected_at}" if snap else "never collected"
         if snap and snap.error:
             status += f" ({snap.error})"
@@ -272,9 +279,10 @@ def show(
 ) -> None:
     """Show the facts last collected from one host (or in an earlier run): the first
     thing to look at in a dispute."""
-    inv, store = open_inventory(inventory, db)
-    inv.host(host)
+    inv = load(inventory)
+    inv.host(host)  # the user's own mistakes first, then the database
     check_collector(collector)
+    store = Store(db, create=False)
     if run is None and at is None:
         snap = store.latest_snapshot(host, raw=raw)
         if snap is None:

@@ -279,8 +279,11 @@ def load(inventory: Path) -> Inventory:
     return inv
 
 
-def open_inventory(inventory: Path, db: str | None) -> tuple[Inventory, Store]:
-    return load(inventory), Store(db)
+def open_inventory(
+    inventory: Path, db: str | None, create: bool = False
+) -> tuple[Inventory, Store]:
+    """The inventory and its database; only collecting (``create``) makes a new one."""
+    return load(inventory), Store(db, create=create)
 
 
 def check_collector(collector: str | None) -> None:

@@ -33,6 +33,7 @@ from driftcheck.cli_common import (
     emit_report,
     err,
     friendly,
+    load,
     open_inventory,
     snapshot_in,
     targets_for,
@@ -97,13 +98,14 @@ def diff(
     skipped, the inventory's rules applied, exit status as for 'report' (default
     format: text)."""
     targets = targets_for(fmt, output, Format.TEXT)
-    inv, store = open_inventory(inventory, db)
+    inv = load(inventory)
     for name in (host_a, host_b):
         inv.host(name)
     if host_a == host_b:
         raise DriftcheckError(f"{host_a} given twice: name two hosts to compare")
     for name in collector or []:
         check_collector(name)
+    store = Store(db, create=False)
     chosen = service.choose_run(inv, store, run, at)
     if file is not None:
         raise typer.Exit(_file_diff(store, chosen, (host_a, host_b), file))
@@ -184,8 +186,9 @@ def history(
 ) -> None:
     """List the finished runs: hosts collected, drift, incomplete and accepted
     findings (about the selected hosts), each run compared with today's rules."""
-    inv, store = open_inventory(inventory, db)
+    inv = load(inventory)
     hosts = None if host is None and env is None else {h.name for h in _hosts(inv, host, env, None)}
+    store = Store(db, create=False)
     rows = service.run_summaries(inv, store, hosts, last)
     if fmt is ListFormat.JSON:
         typer.echo(printable_json([_summary_json(r) for r in rows]))
@@ -246,8 +249,9 @@ def changes(
 ) -> None:
     """List what changed on each host from one run to the next (key, before, after,
     when): a host's drift against its own past. Volatile keys are skipped."""
-    inv, store = open_inventory(inventory, db)
+    inv = load(inventory)
     chosen = _hosts(inv, host, env, role)
+    store = Store(db, create=False)
     now = datetime.now(UTC)
     latest = service.choose_run(inv, store)
     moment = point(since, "--since", now, end_of_day=False) if since is not None else None

@@ -52,7 +52,7 @@ def attest(
     if not release.strip():
         raise DriftcheckError("--release: give the release's name or version")
     inv = load(inventory)
-    store = Store(db)
+    store = Store(db, create=False)
     chosen = service.choose_run(inv, store, run)
     snapshots = store.snapshots(chosen.id)
     report = service.run_report(inv, store, chosen)
@@ -144,7 +144,7 @@ def _check_hosts(
 ) -> None:
     """Void and unchecked subjects, from the latest snapshots of the hosts."""
     inv = load(inventory)
-    store = Store(db)
+    store = Store(db, create=False)
     latest = service.choose_run(inv, store)
     include = dict(inv.include_volatile)
     digests: dict[str, str | None] = {

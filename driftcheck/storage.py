@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -192,11 +193,16 @@ def resolve_url(url: str | None) -> str:
 class Store:
     """The history database."""
 
-    def __init__(self, url: str | None = None) -> None:
-        """Open (and create on first use) the database at ``url``."""
+    def __init__(self, url: str | None = None, create: bool = True) -> None:
+        """Open the database at ``url``; with ``create`` (collecting), make it on first
+        use. Without (every command that only reads), a database that does not exist
+        yet is an error: a mistyped --db must not answer from a new, empty one."""
         self._url = resolve_url(url)
         #: The URL as it may be shown: never with its password.
         self.url = _shown(self._url)
+        self._create = create
+        if not create:
+            _check_exists(self._url, self.url)
         try:
             self.engine: Engine = create_engine(self._url, **engine_options(self._url))
         except (ArgumentError, ImportError, ValueError) as exc:
@@ -219,6 +225,11 @@ class Store:
         found = set(inspect(self.engine).get_table_names())
         ours = set(Base.metadata.tables)
         if not found & ours:  # new (or someone else's database: ours go beside theirs)
+            if not self._create:
+                raise NoDatabaseError(
+                    f"--db {self.url}: no finished collection yet (no driftcheck tables "
+                    f"there); {WHERE_FROM}"
+                )
             Base.metadata.create_all(self.engine)
         elif Meta.__tablename__ not in found:
             raise self._damaged(f"table {Meta.__tablename__} missing")
@@ -568,6 +579,34 @@ class Store:
                 .limit(1)
             ).first()
             return self._snapshot(s, row, raw) if row else None
+
+
+#: What a reading command says of a database nothing was collected into.
+WHERE_FROM = (
+    "run 'driftcheck collect -i INVENTORY' first, or point --db (or $DRIFTCHECK_DB) at the "
+    "database collect wrote"
+)
+
+
+class NoDatabaseError(DriftcheckError):
+    """A reading command was pointed at a database nothing was ever collected into."""
+
+
+def _check_exists(url: str, shown: str) -> None:
+    """A SQLite file that is not there: the error a reading command gives (with the
+    absolute path: the default is relative to the current directory)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return  # create_engine says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database or "")
+    if not path.exists():
+        raise NoDatabaseError(
+            f"--db {shown}: no finished collection yet ({path.resolve()} does not exist); "
+            f"{WHERE_FROM}"
+        )
 
 
 def engine_options(url: str) -> dict[str, Any]:

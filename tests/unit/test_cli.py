@@ -88,7 +88,7 @@ def test_failing_app_command_is_incomplete(env: Path) -> None:
     [
         (("report",), "no finished collection yet"),
         (("show", "nobody"), "no host named 'nobody'"),
-        (("show", "here-stg"), "here-stg: never collected"),
+        (("show", "here-stg"), "no finished collection yet"),
         (("show", "here-stg", "-c", "nope"), "--collector 'nope': unknown"),
     ],
 )
@@ -342,3 +342,20 @@ def test_colour_follows_the_terminal_no_color_and_the_flag(env: Path) -> None:
     # Not a terminal (| less -R): colour only when asked for.
     assert "\x1b[" not in invoke(*report[3:])[1]
     assert "\x1b[" in invoke(*report[3:], "--color", "always")[1]
+
+
+@pytest.mark.parametrize("command", ["report", "history", "waivers", "changes"])
+def test_a_mistyped_db_is_an_error_and_no_new_file(env: Path, command: str) -> None:
+    assert invoke("collect", "-i", str(env / "inv.yaml"))[0] == 0
+    typo = env / "dc.dbb"
+    code, out, err = invoke(command, "-i", str(env / "inv.yaml"), "--db", f"sqlite:///{typo}")
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert f"no finished collection yet ({typo} does not exist)" in err
+    assert not typo.exists()
+
+
+def test_hosts_before_the_first_collection(env: Path) -> None:
+    code, out, err = invoke("hosts", "--brief", "-i", str(env / "inv.yaml"))
+    assert code == 0 and out.count("never collected") == 2
+    assert err.startswith("driftcheck: warning: --db ") and err.count("\n") == 1
+    assert not (env / "dc.db").exists()
