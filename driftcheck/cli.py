@@ -261,7 +261,7 @@ class ShowFormat(StrEnum):
 @app.command()
 @friendly
 def show(
-    host: Annotated[str, typer.Argument(help="Host name from the inventory.")],
+    host: Annotated[str, typer.Argument(metavar="HOST", help="Host name from the inventory.")],
     inventory: InventoryOpt = Path("inventory.yaml"),
     db: DbOpt = None,
     collector: Annotated[
@@ -393,7 +393,7 @@ app.add_typer(lab_app, name="lab")
 @lab_app.command("up")
 @friendly
 def lab_up(
-    spec: Annotated[Path, typer.Argument(help="YAML file of hosts (see README).")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="YAML file of hosts (see README).")],
     directory: Annotated[
         Path,
         typer.Option(
@@ -423,7 +423,8 @@ def lab_up(
 @friendly
 def lab_down(
     lab_id: Annotated[
-        str | None, typer.Argument(help="Lab id (default: every lab started with 'lab up').")
+        str | None,
+        typer.Argument(metavar="LAB_ID", help="Lab id (default: every lab started with 'lab up')."),
     ] = None,
 ) -> None:
     """Stop labs started with 'lab up' and remove everything they created."""

@@ -26,17 +26,30 @@ from driftcheck.model import HostSnapshot
 from driftcheck.output import write_atomically
 from driftcheck.printable import printable
 from driftcheck.reports import SUFFIXES, Format, render
-from driftcheck.storage import RunInfo, Store
+from driftcheck.storage import DB_ENV, RunInfo, Store
 
 EXIT_USAGE, EXIT_INCOMPLETE = 2, 4
 #: stdout's reader went away (as 128 + SIGPIPE, what a shell shows for such a tool)
 EXIT_PIPE = 141
 
+#: Every environment variable driftcheck reads, as --help lists them.
+ENVIRONMENT = """\
+Environment: DRIFTCHECK_DB (the database URL when --db is not given),
+DRIFTCHECK_KEY_FILE (the secret-scrubbing key, default
+$XDG_CONFIG_HOME/driftcheck/hmac.key), DRIFTCHECK_DEBUG=1 (tracebacks and the SSH
+library's log), NO_COLOR (no colour on a terminal), SSH_AUTH_SOCK (the ssh-agent).
+
+Exit status: 0 clean, 1 drift, 2 usage or input error, 4 incomplete data (bits)."""
+
 app = typer.Typer(
     help="Find where staging no longer mirrors production, with evidence.",
+    epilog=ENVIRONMENT,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help text: Rich markup would eat "[...]" in option help (defaults, env).
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -63,7 +76,12 @@ InventoryOpt = Annotated[
 ]
 DbOpt = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL [env DRIFTCHECK_DB; default sqlite:///driftcheck.db]"),
+    typer.Option(
+        "--db",
+        envvar=DB_ENV,
+        help="Database URL [default: sqlite:///driftcheck.db, in the current directory].",
+        show_default=False,
+    ),
 ]
 JobsOpt = Annotated[
     int, typer.Option("--jobs", "-j", min=1, max=256, help="Hosts collected at once.")

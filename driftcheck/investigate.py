@@ -70,8 +70,12 @@ def _line(*fields: Any) -> None:
 @app.command()
 @friendly
 def diff(
-    host_a: Annotated[str, typer.Argument(help="The reference host (e.g. prod-web2).")],
-    host_b: Annotated[str, typer.Argument(help="The host compared with it (e.g. stg-web1).")],
+    host_a: Annotated[
+        str, typer.Argument(metavar="HOST_A", help="The reference host (e.g. prod-web2).")
+    ],
+    host_b: Annotated[
+        str, typer.Argument(metavar="HOST_B", help="The host compared with it (e.g. stg-web1).")
+    ],
     inventory: InventoryOpt = Path("inventory.yaml"),
     db: DbOpt = None,
     collector: Annotated[

@@ -25,7 +25,9 @@ from driftcheck.runner import now_iso
 from driftcheck.signoff_report import render_html, render_markdown
 from driftcheck.storage import Store
 
-BundleArg = Annotated[Path, typer.Argument(help="The sign-off file made by 'driftcheck attest'.")]
+BundleArg = Annotated[
+    Path, typer.Argument(metavar="FILE", help="The sign-off file made by 'driftcheck attest'.")
+]
 
 
 def _write(bundle: dict[str, Any], path: Path | None) -> None:

@@ -359,3 +359,14 @@ def test_hosts_before_the_first_collection(env: Path) -> None:
     assert code == 0 and out.count("never collected") == 2
     assert err.startswith("driftcheck: warning: --db ") and err.count("\n") == 1
     assert not (env / "dc.db").exists()
+
+
+def test_help_keeps_its_brackets_and_lists_the_environment() -> None:
+    code, out, _ = invoke("-h")
+    assert code == 0
+    for name in ("DRIFTCHECK_DB", "DRIFTCHECK_KEY_FILE", "DRIFTCHECK_DEBUG", "NO_COLOR"):
+        assert name in out
+    report = " ".join(invoke("report", "--help")[1].split())  # as wrapped at any width
+    assert "[default: sqlite:///driftcheck.db" in report and "[env var: DRIFTCHECK_DB]" in report
+    assert "[default: ./driftcheck-demo-" in " ".join(invoke("demo", "-h")[1].split())
+    assert "HOST_A" in invoke("diff", "-h")[1]
