@@ -20,8 +20,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from driftcheck.collectors import Collector
 from driftcheck.findings import WHOLE, Change, DriftReport, Finding, HostRow, State
 from driftcheck.inventory import Inventory
@@ -499,6 +497,10 @@ def _nested_changes(host: str, ref: Any, tgt: Any) -> tuple[Change, ...]:
     """What differs inside two nested values, one Change per leaf."""
     if not isinstance(ref, dict | list) or not isinstance(tgt, dict | list):
         return ()
+    # Imported here: deepdiff costs ~0.3 s of start-up, and most commands (--help,
+    # collect, show) never compare a nested value.
+    from deepdiff import DeepDiff  # noqa: PLC0415
+
     tree = DeepDiff(ref, tgt, threshold_to_diff_deeper=0, view="tree")
     changes: list[Change] = []
     for kind, levels in tree.items():
