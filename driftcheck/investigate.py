@@ -8,7 +8,6 @@ Registered on the command line's app (:mod:`driftcheck.cli_common`) when
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -47,8 +46,10 @@ from driftcheck.inventory import Inventory
 from driftcheck.model import Host, HostSnapshot
 from driftcheck.printable import printable, printable_json
 from driftcheck.reports import Format
+from driftcheck.reports.common import show_value
 from driftcheck.reports.json_report import waiver_json
 from driftcheck.storage import RunInfo, Store
+from driftcheck.timeline import FactChange
 from driftcheck.when import point
 
 
@@ -226,12 +227,6 @@ def _summary_json(r: service.RunSummary) -> dict[str, Any]:
     }
 
 
-def _shown(value: Any) -> str:
-    if value is None:
-        return "(absent)"
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
 @app.command()
 @friendly
 def changes(
@@ -273,10 +268,10 @@ def changes(
         )
         return
     for c in found:
-        _line(c.at, c.host, c.collector, c.key, f"{_shown(c.before)} -> {_shown(c.after)}")
+        _line(c.at, c.host, c.collector, c.key, f"{show_value(c.before)} -> {show_value(c.after)}")
 
 
-def _change_json(c: Any) -> dict[str, Any]:
+def _change_json(c: FactChange) -> dict[str, Any]:
     return {
         "at": c.at,
         "run": c.run_id,
