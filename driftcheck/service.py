@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from datetime import UTC, date, datetime, timedelta
@@ -98,12 +98,15 @@ def run_report(
     pair: tuple[str, str] | None = None,
     keys: str | None = None,
     trend: int = 0,
+    snapshots: Mapping[str, HostSnapshot] | None = None,
 ) -> DriftReport:
     """Compare the hosts as ``run`` saw them, with since when from the runs before it.
     ``pair``: only these two hosts; ``keys``: only the keys this glob matches;
     ``trend``: the drift and incomplete counts of up to that many runs, this one
-    the last (for the HTML report's chart; each earlier run is compared again)."""
-    snapshots = store.snapshots(run.id)
+    the last (for the HTML report's chart; each earlier run is compared again);
+    ``snapshots``: the run's snapshots when the caller has read them already."""
+    if snapshots is None:
+        snapshots = store.snapshots(run.id)
     if keys is not None:
         snapshots = {h: only_keys(snap, keys) for h, snap in snapshots.items()}
     history = RunHistory(store, inventory_key(inventory), run.id)

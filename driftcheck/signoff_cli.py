@@ -57,7 +57,8 @@ def attest(
     store = Store(db, create=False)
     chosen = service.choose_run(inv, store, run)
     snapshots = store.snapshots(chosen.id)
-    report = service.run_report(inv, store, chosen)
+    # The digests and the report are of the same snapshots, read once.
+    report = service.run_report(inv, store, chosen, snapshots=snapshots)
     run_info = {"id": chosen.id, "started_at": chosen.started_at, "finished_at": chosen.finished_at}
     stmt = signoff.statement(inv, report, snapshots, REGISTRY, release, run_info, now_iso())
     _write(signoff.new_bundle(stmt), output)
